@@ -1,0 +1,1 @@
+//! End-to-end tests across the wxpay crates live in `tests/`.
