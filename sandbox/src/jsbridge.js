@@ -1,0 +1,1 @@
+/* wxpay-sandbox browser shim: TODO */

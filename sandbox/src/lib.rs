@@ -1,0 +1,262 @@
+//! # wxpay-sandbox
+//!
+//! A local emulator of **WeChat Pay API v3** for tests, examples and frontend development. It
+//! listens on loopback, verifies merchant requests exactly as WeChat Pay does, signs every
+//! response with its own platform key, simulates the payer (`/sandbox/pay`, or a browser pay
+//! sheet through `/sandbox/jsbridge.js`) and delivers encrypted, signed `TRANSACTION.SUCCESS`
+//! notifications with WeChat's retry schedule and optional faults.
+//!
+//! It is a second, independent implementation of the wire protocol: it shares no code with
+//! wxpay-core, so a misunderstanding in one is caught by the other.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wxpay_sandbox::{RetrySchedule, Sandbox, SandboxConfig};
+//!
+//! # async fn demo() -> Result<(), wxpay_sandbox::SandboxError> {
+//! let sandbox = Sandbox::start(
+//!     SandboxConfig::default()
+//!         .allow_http_notify_url(true)
+//!         .notify_retry_schedule(RetrySchedule::wechat().scaled_down(1000)),
+//! )
+//! .await?;
+//! // Point the shop at the sandbox:
+//! let api_base = sandbox.base_url();
+//! let merchant = sandbox.merchant();
+//! let _private_key = merchant.private_key_pem.as_deref();
+//! let _platform_key = &sandbox.platform().public_key_pem;
+//! let _api_v3_key = sandbox.api_v3_key();
+//! # let _ = api_base;
+//! // … the shop creates an order and hands the client parameters to the page; then:
+//! // let outcome = sandbox.pay(pay_request).await?;
+//! // let delivered = sandbox.wait_for_delivery(&outcome.out_trade_no, Duration::from_secs(5)).await?;
+//! # let _ = Duration::from_secs(1);
+//! sandbox.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Endpoints
+//! - `POST /v3/pay/transactions/jsapi`, `GET /v3/pay/transactions/out-trade-no/{no}?mchid=`,
+//!   `GET /v3/pay/transactions/id/{id}?mchid=`, `POST /v3/pay/transactions/out-trade-no/{no}/close`,
+//!   `GET /v3/certificates` — authenticated with `Authorization: WECHATPAY2-SHA256-RSA2048 …`,
+//!   every response signed (`Wechatpay-*` headers).
+//! - `POST /sandbox/pay`, `GET /sandbox/prepay/{prepay_id}`, `GET /sandbox/deliveries`,
+//!   `POST /sandbox/faults`, `GET /sandbox/jsbridge.js` — the sandbox's own controls.
+
+mod config;
+pub mod crypto;
+mod delivery;
+mod error;
+mod jsbridge;
+mod keys;
+mod server;
+mod simulate;
+mod state;
+mod timefmt;
+pub mod v3;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use config::{MerchantKeyConfig, NotifyFaults, PlatformMode, RetrySchedule, SandboxConfig};
+pub use delivery::{DeliveryKind, DeliveryRecord};
+pub use error::SandboxError;
+pub use keys::{MerchantMaterial, PlatformMaterial};
+pub use simulate::{PayOutcome, PayRequest, SimulatedOutcome, pay_sign_message};
+
+use state::{Shared, lock};
+
+/// A running sandbox. The server runs on a tokio task; [`Sandbox::shutdown`] or dropping the
+/// handle stops it and any notification still being delivered.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    base_url: String,
+    server: Option<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("base_url", &self.base_url)
+            .field("mchid", &self.shared.merchant.mchid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_api_v3_key(key: &str) -> Result<(), SandboxError> {
+    if key.len() == 32 && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(SandboxError::Config(
+            "the API v3 key must be 32 printable ASCII characters".into(),
+        ))
+    }
+}
+
+impl Sandbox {
+    /// Generates the keys, binds the listener and starts serving.
+    pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let (merchant_verifier, merchant) =
+            keys::merchant_material(&config.mchid, &config.appid, &config.merchant_key)?;
+        let (platform, platform_material) = keys::PlatformKeys::generate(config.platform_mode)?;
+        let api_v3_key = match &config.api_v3_key {
+            Some(k) => k.clone(),
+            None => crypto::random_alnum(32)?,
+        };
+        check_api_v3_key(&api_v3_key)?;
+        let http = reqwest::Client::builder()
+            .timeout(config.notify_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| SandboxError::Config(format!("HTTP client: {e}")))?;
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let shared = Arc::new(Shared {
+            faults: Mutex::new(config.notify_faults.clone()),
+            config,
+            merchant,
+            merchant_verifier,
+            platform,
+            platform_material,
+            api_v3_key,
+            orders: Mutex::default(),
+            deliveries: delivery::DeliveryLog::new(),
+            http,
+            tasks: Mutex::new(JoinSet::new()),
+            started: Instant::now(),
+        });
+        let (stop, stopped) = oneshot::channel();
+        let server = server::spawn(listener, server::app(Arc::clone(&shared)), stopped);
+        tracing::info!(%base_url, "wxpay sandbox listening");
+        Ok(Sandbox {
+            shared,
+            base_url,
+            server: Some(server),
+            stop: Some(stop),
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:43121` (no trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The merchant's identity and keys.
+    pub fn merchant(&self) -> &MerchantMaterial {
+        &self.shared.merchant
+    }
+
+    /// The platform's public key and certificate, to verify responses and notifications.
+    pub fn platform(&self) -> &PlatformMaterial {
+        &self.shared.platform_material
+    }
+
+    /// The API v3 key (32 ASCII characters).
+    pub fn api_v3_key(&self) -> &str {
+        &self.shared.api_v3_key
+    }
+
+    /// Simulates the payer confirming (or failing) the payment, as `POST /sandbox/pay` does.
+    pub async fn pay(&self, req: PayRequest) -> Result<PayOutcome, SandboxError> {
+        simulate::pay(&self.shared, &req)
+    }
+
+    /// The notification delivery log, oldest first.
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        self.shared.deliveries.snapshot()
+    }
+
+    /// Replaces the faults applied to notifications of payments made from now on.
+    pub fn set_notify_faults(&self, faults: NotifyFaults) {
+        *lock(&self.shared.faults) = faults;
+    }
+
+    /// Waits until a real notification for `out_trade_no` has been acknowledged and returns
+    /// its log record.
+    pub async fn wait_for_delivery(
+        &self,
+        out_trade_no: &str,
+        timeout: Duration,
+    ) -> Result<DeliveryRecord, SandboxError> {
+        self.shared
+            .deliveries
+            .wait_until(
+                timeout,
+                &format!("an acknowledged notification for {out_trade_no}"),
+                |records| {
+                    records
+                        .iter()
+                        .find(|r| {
+                            r.out_trade_no == out_trade_no
+                                && r.kind == DeliveryKind::Real
+                                && r.acknowledged
+                        })
+                        .cloned()
+                },
+            )
+            .await
+    }
+
+    /// Waits until delivery of the notification for `out_trade_no` has finished (acknowledged
+    /// or the retry schedule exhausted) and returns all its log records.
+    pub async fn wait_for_delivery_finished(
+        &self,
+        out_trade_no: &str,
+        timeout: Duration,
+    ) -> Result<Vec<DeliveryRecord>, SandboxError> {
+        self.shared
+            .deliveries
+            .wait_until(
+                timeout,
+                &format!("the end of delivery for {out_trade_no}"),
+                |records| {
+                    records
+                        .iter()
+                        .any(|r| r.out_trade_no == out_trade_no && r.final_attempt)
+                        .then(|| {
+                            records
+                                .iter()
+                                .filter(|r| r.out_trade_no == out_trade_no)
+                                .cloned()
+                                .collect()
+                        })
+                },
+            )
+            .await
+    }
+
+    /// Stops the server gracefully and aborts notification deliveries in progress.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        lock(&self.shared.tasks).abort_all();
+        if let Some(mut server) = self.server.take() {
+            // Graceful first; connections that linger past the grace period are cut.
+            if tokio::time::timeout(Duration::from_secs(5), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        lock(&self.shared.tasks).abort_all();
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The sandbox's own endpoints (`/sandbox/…`): simulate the payer's WeChat client, inspect the
+//! notification log, tune faults, and serve the browser shim.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::config::NotifyFaults;
+use crate::crypto;
+use crate::delivery;
+use crate::error::SandboxError;
+use crate::state::{Shared, TradeState, lock};
+use crate::v3;
+
+/// What the simulated payer does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SimulatedOutcome {
+    /// The payment succeeds: the trade becomes `SUCCESS` and the notification is delivered.
+    #[default]
+    Success,
+    /// The payment fails: the trade becomes `PAYERROR` (no notification, as for real JSAPI).
+    #[serde(rename = "PAYERROR")]
+    PayError,
+    /// The payer never finishes: the trade stays `NOTPAY`.
+    Expire,
+}
+
+/// The parameters a page passes to `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` or
+/// `wx.requestPayment`, plus the outcome to simulate. JSON field names are WeChat's
+/// (`appId`, `timeStamp`, `nonceStr`, `package`, `signType`, `paySign`, `outcome`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PayRequest {
+    /// `appId`: must be the sandbox's app id.
+    #[serde(rename = "appId", default)]
+    pub app_id: String,
+    /// `timeStamp`: decimal seconds, as a string.
+    #[serde(rename = "timeStamp", default)]
+    pub time_stamp: String,
+    /// `nonceStr`.
+    #[serde(rename = "nonceStr", default)]
+    pub nonce_str: String,
+    /// `package`: `prepay_id=…`.
+    #[serde(default)]
+    pub package: String,
+    /// `signType`: must be `RSA`.
+    #[serde(rename = "signType", default)]
+    pub sign_type: String,
+    /// `paySign`: base64 RSA-SHA256 over `appId\ntimeStamp\nnonceStr\npackage\n`.
+    #[serde(rename = "paySign", default)]
+    pub pay_sign: String,
+    /// What to simulate (default success).
+    #[serde(default)]
+    pub outcome: Option<SimulatedOutcome>,
+}
+
+/// The result of a simulated payment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PayOutcome {
+    /// The order paid.
+    pub out_trade_no: String,
+    /// The prepay id from the package.
+    pub prepay_id: String,
+    /// What was simulated.
+    pub outcome: SimulatedOutcome,
+    /// The trade's `trade_state` afterwards.
+    pub trade_state: String,
+    /// The transaction id, on success.
+    pub transaction_id: Option<String>,
+    /// The id of the notification being delivered, on success.
+    pub notification_id: Option<String>,
+}
+
+fn refuse(code: &str, message: &str) -> SandboxError {
+    SandboxError::Pay {
+        code: code.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// The message of a JSAPI `paySign`: `appId\ntimeStamp\nnonceStr\npackage\n`.
+pub fn pay_sign_message(app_id: &str, time_stamp: &str, nonce_str: &str, package: &str) -> String {
+    format!("{app_id}\n{time_stamp}\n{nonce_str}\n{package}\n")
+}
+
+/// Checks the client parameters as the WeChat client does and applies the outcome.
+pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, SandboxError> {
+    if req.sign_type != "RSA" {
+        return Err(refuse(
+            "INVALID_SIGN_TYPE",
+            "signType must be \"RSA\" for API v3",
+        ));
+    }
+    if req.app_id != shared.merchant.appid {
+        return Err(refuse(
+            "APPID_MISMATCH",
+            "appId is not the merchant's app id",
+        ));
+    }
+    if req.time_stamp.is_empty()
+        || req.time_stamp.len() > 18
+        || !req.time_stamp.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(refuse(
+            "INVALID_TIMESTAMP",
+            "timeStamp must be decimal seconds as a string",
+        ));
+    }
+    if req.nonce_str.is_empty() || req.nonce_str.len() > 32 {
+        return Err(refuse(
+            "INVALID_NONCE",
+            "nonceStr must be 1 to 32 characters",
+        ));
+    }
+    let Some(prepay_id) = req.package.strip_prefix("prepay_id=") else {
+        return Err(refuse("INVALID_PACKAGE", "package must be \"prepay_id=…\""));
+    };
+    let message = pay_sign_message(&req.app_id, &req.time_stamp, &req.nonce_str, &req.package);
+    if shared
+        .merchant_verifier
+        .verify_base64(message.as_bytes(), &req.pay_sign)
+        .is_err()
+    {
+        return Err(refuse(
+            "PAY_SIGN_ERROR",
+            "paySign does not verify with the merchant public key over appId\\ntimeStamp\\nnonceStr\\npackage\\n",
+        ));
+    }
+    let outcome = req.outcome.unwrap_or_default();
+    let now = OffsetDateTime::now_utc();
+    let mut orders = lock(&shared.orders);
+    let Some(no) = orders.by_prepay_id.get(prepay_id).cloned() else {
+        return Err(refuse("PREPAY_ID_NOT_FOUND", "no such prepay_id"));
+    };
+    let Some(order) = orders.by_out_trade_no.get_mut(&no) else {
+        return Err(refuse("PREPAY_ID_NOT_FOUND", "no such prepay_id"));
+    };
+    if order.prepay_id != prepay_id || order.prepay_expires_at <= now {
+        return Err(refuse(
+            "PREPAY_ID_EXPIRED",
+            "the prepay_id has expired (valid 2 hours)",
+        ));
+    }
+    if order.appid != req.app_id {
+        return Err(refuse(
+            "APPID_MISMATCH",
+            "appId differs from the order's appid",
+        ));
+    }
+    match order.state {
+        TradeState::Success => return Err(refuse("ORDERPAID", "the order is already paid")),
+        TradeState::Closed => return Err(refuse("ORDER_CLOSED", "the order is closed")),
+        TradeState::NotPay | TradeState::PayError => {}
+    }
+    if order.time_expire.is_some_and(|t| t <= now) {
+        return Err(refuse(
+            "ORDER_EXPIRED",
+            "the order's time_expire has passed",
+        ));
+    }
+    let mut result = PayOutcome {
+        out_trade_no: order.out_trade_no.clone(),
+        prepay_id: prepay_id.to_owned(),
+        outcome,
+        trade_state: order.state.as_str().to_owned(),
+        transaction_id: None,
+        notification_id: None,
+    };
+    match outcome {
+        SimulatedOutcome::Expire => return Ok(result),
+        SimulatedOutcome::PayError => {
+            order.state = TradeState::PayError;
+            result.trade_state = order.state.as_str().to_owned();
+            return Ok(result);
+        }
+        SimulatedOutcome::Success => {}
+    }
+    let transaction_id = format!("42000{}", crypto::random_digits(23)?);
+    order.state = TradeState::Success;
+    order.transaction_id = Some(transaction_id.clone());
+    order.success_time = Some(now);
+    let notification = v3::notify::payment_success(shared, order)?;
+    orders.by_transaction_id.insert(transaction_id.clone(), no);
+    drop(orders);
+    result.trade_state = TradeState::Success.as_str().to_owned();
+    result.transaction_id = Some(transaction_id);
+    result.notification_id = Some(notification.id.clone());
+    let faults = lock(&shared.faults).clone();
+    let schedule = shared.config.notify_retry_schedule.clone();
+    shared.spawn(delivery::deliver(
+        Arc::clone(shared),
+        notification,
+        schedule,
+        faults,
+    ));
+    Ok(result)
+}
+
+fn error_json(status: StatusCode, code: &str, message: &str) -> Response {
+    v3::json_response(status, &json!({ "code": code, "message": message }))
+}
+
+async fn pay_handler(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req: PayRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_json(StatusCode::BAD_REQUEST, "INVALID_REQUEST", &e.to_string());
+        }
+    };
+    match pay(&shared, &req) {
+        Ok(outcome) => v3::json_response(
+            StatusCode::OK,
+            &serde_json::to_value(&outcome).unwrap_or_default(),
+        ),
+        Err(SandboxError::Pay { code, message }) => {
+            error_json(StatusCode::BAD_REQUEST, &code, &message)
+        }
+        Err(e) => error_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "SYSTEM_ERROR",
+            &e.to_string(),
+        ),
+    }
+}
+
+async fn prepay_info(State(shared): State<Arc<Shared>>, Path(prepay_id): Path<String>) -> Response {
+    let orders = lock(&shared.orders);
+    let Some(order) = orders
+        .by_prepay_id
+        .get(&prepay_id)
+        .and_then(|no| orders.by_out_trade_no.get(no))
+    else {
+        return error_json(
+            StatusCode::NOT_FOUND,
+            "PREPAY_ID_NOT_FOUND",
+            "no such prepay_id",
+        );
+    };
+    let current = order.prepay_id == prepay_id;
+    v3::json_response(
+        StatusCode::OK,
+        &json!({
+            "prepay_id": prepay_id,
+            "appid": order.appid,
+            "mchid": order.mchid,
+            "out_trade_no": order.out_trade_no,
+            "description": order.description,
+            "amount": { "total": order.total, "currency": order.currency },
+            "trade_state": order.state.as_str(),
+            "expired": !current || order.prepay_expires_at <= OffsetDateTime::now_utc(),
+            "expires_at": crate::timefmt::rfc3339_cst(order.prepay_expires_at),
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+struct DeliveriesQuery {
+    out_trade_no: Option<String>,
+}
+
+async fn deliveries(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<DeliveriesQuery>,
+) -> Response {
+    let mut records = shared.deliveries.snapshot();
+    if let Some(no) = q.out_trade_no {
+        records.retain(|r| r.out_trade_no == no);
+    }
+    v3::json_response(
+        StatusCode::OK,
+        &serde_json::to_value(&records).unwrap_or_default(),
+    )
+}
+
+#[derive(Deserialize)]
+struct FaultsBody {
+    #[serde(default)]
+    duplicates: u32,
+    #[serde(default)]
+    concurrent_duplicates: u32,
+    #[serde(default)]
+    signtest_probe: bool,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let f: FaultsBody = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return error_json(StatusCode::BAD_REQUEST, "INVALID_REQUEST", &e.to_string()),
+    };
+    *lock(&shared.faults) = NotifyFaults {
+        duplicates: f.duplicates,
+        concurrent_duplicates: f.concurrent_duplicates,
+        signtest_probe: f.signtest_probe,
+        delay: Duration::from_millis(f.delay_ms),
+    };
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn jsbridge() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        crate::jsbridge::SCRIPT,
+    )
+        .into_response()
+}
+
+/// Lets pages on other origins call the sandbox endpoints.
+async fn cors(req: Request, next: Next) -> Response {
+    let mut resp = if req.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    resp
+}
+
+/// The `/sandbox/…` routes.
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/sandbox/pay", post(pay_handler))
+        .route("/sandbox/prepay/{prepay_id}", get(prepay_info))
+        .route("/sandbox/deliveries", get(deliveries))
+        .route("/sandbox/faults", post(set_faults))
+        .route("/sandbox/jsbridge.js", get(jsbridge))
+        .layer(middleware::from_fn(cors))
+}

@@ -1,0 +1,65 @@
+//! `TRANSACTION.SUCCESS` notifications: the Transaction JSON encrypted with the API v3 key,
+//! signed with the platform key.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::platform_headers;
+use super::transactions::transaction_json;
+use crate::crypto;
+use crate::delivery::Notification;
+use crate::error::SandboxError;
+use crate::state::{Order, Shared};
+use crate::timefmt;
+
+/// WeChat Pay v3 counts any 2xx as an acknowledgement (a 200 with a `FAIL` body included).
+fn acknowledged(status: u16, _body: &[u8]) -> bool {
+    (200..300).contains(&status)
+}
+
+/// Builds the notification of a successful payment of `order`.
+pub(crate) fn payment_success(
+    shared: &Arc<Shared>,
+    order: &Order,
+) -> Result<Notification, SandboxError> {
+    let plaintext = serde_json::to_vec(&transaction_json(order))
+        .map_err(|e| SandboxError::Config(e.to_string()))?;
+    let nonce = crypto::random_alnum(12)?;
+    let ciphertext = crypto::aes_256_gcm_encrypt(
+        shared.api_v3_key.as_bytes(),
+        nonce.as_bytes(),
+        b"transaction",
+        &plaintext,
+    )?;
+    let id = crypto::random_uuid()?;
+    let body = json!({
+        "id": id,
+        "create_time": timefmt::rfc3339_cst(OffsetDateTime::now_utc()),
+        "resource_type": "encrypt-resource",
+        "event_type": "TRANSACTION.SUCCESS",
+        "summary": "支付成功",
+        "resource": {
+            "original_type": "transaction",
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": ciphertext,
+            "associated_data": "transaction",
+            "nonce": nonce,
+        }
+    });
+    let body = serde_json::to_vec(&body).map_err(|e| SandboxError::Config(e.to_string()))?;
+    let signer = Arc::clone(shared);
+    Ok(Notification {
+        id,
+        out_trade_no: order.out_trade_no.clone(),
+        url: order.notify_url.clone(),
+        content_type: "application/json",
+        body: Bytes::from(body),
+        sign: Arc::new(move |body: &[u8], probe: bool| {
+            platform_headers(&signer.platform, None, body, probe)
+        }),
+        ack: acknowledged,
+    })
+}
