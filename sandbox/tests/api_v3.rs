@@ -912,3 +912,163 @@ async fn certificate_modes() {
     );
     sandbox.shutdown().await;
 }
+
+fn node_available() -> bool {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+async fn drive_shim(base: &str, api: &str, action: &str, params: Value) -> Value {
+    let args = vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/jsbridge_driver.js").to_owned(),
+        base.to_owned(),
+        api.to_owned(),
+        action.to_owned(),
+        params.to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn browser_shim_script_and_cors() {
+    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+    let r = reqwest::get(format!("{}/sandbox/jsbridge.js", sandbox.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/javascript")
+    );
+    let js = r.text().await.unwrap();
+    for needle in [
+        "getBrandWCPayRequest",
+        "requestPayment",
+        "wxpay-sandbox-pay",
+        "wxpay-sandbox-cancel",
+        "WeixinJSBridgeReady",
+    ] {
+        assert!(js.contains(needle), "{needle}");
+    }
+    let r = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/sandbox/pay", sandbox.base_url()),
+        )
+        .header("Origin", "http://shop.localhost:3000")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+}
+
+#[tokio::test]
+async fn browser_shim_pays_cancels_and_fails() {
+    if !node_available() {
+        eprintln!("node not found: skipping the browser shim drive test");
+        return;
+    }
+    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+    let c = Client::new(&sandbox);
+    let receiver = Receiver::default();
+    let url = start_receiver(receiver.clone()).await;
+    let params = |p: &PayRequest| {
+        json!({
+            "appId": p.app_id, "timeStamp": p.time_stamp, "nonceStr": p.nonce_str,
+            "package": p.package, "signType": p.sign_type, "paySign": p.pay_sign,
+        })
+    };
+
+    let prepay_id = c.prepay("ORDER_SHIM_1", 1234, &url).await;
+    let out = drive_shim(
+        c.base.as_str(),
+        "bridge",
+        "pay",
+        params(&c.pay_request(&prepay_id)),
+    )
+    .await;
+    assert_eq!(out["res"]["err_msg"], "get_brand_wcpay_request:ok", "{out}");
+    assert_eq!(out["amount"], "¥12.34");
+    assert_eq!(out["description"], "Sandbox T-shirt");
+    assert_eq!(out["sheetGone"], true);
+    sandbox
+        .wait_for_delivery("ORDER_SHIM_1", WAIT)
+        .await
+        .unwrap();
+
+    let prepay_id = c.prepay("ORDER_SHIM_2", 5, &url).await;
+    let out = drive_shim(
+        c.base.as_str(),
+        "bridge",
+        "cancel",
+        params(&c.pay_request(&prepay_id)),
+    )
+    .await;
+    assert_eq!(out["res"]["err_msg"], "get_brand_wcpay_request:cancel");
+    let out = drive_shim(
+        c.base.as_str(),
+        "bridge",
+        "fail",
+        params(&c.pay_request(&prepay_id)),
+    )
+    .await;
+    assert_eq!(out["res"]["err_msg"], "get_brand_wcpay_request:fail");
+    let q = c
+        .call(
+            "GET",
+            &format!(
+                "/v3/pay/transactions/out-trade-no/ORDER_SHIM_2?mchid={}",
+                c.mchid
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(q.json()["trade_state"], "PAYERROR");
+
+    // A tampered paySign fails in the sheet, like the real client.
+    let mut bad = params(&c.pay_request(&prepay_id));
+    bad["nonceStr"] = json!("another-nonce");
+    let out = drive_shim(c.base.as_str(), "bridge", "pay", bad).await;
+    assert_eq!(out["res"]["err_msg"], "get_brand_wcpay_request:fail");
+    assert!(
+        out["res"]["err_desc"]
+            .as_str()
+            .unwrap()
+            .contains("PAY_SIGN_ERROR")
+    );
+
+    // wx.requestPayment (no appId: the mini-program style) succeeds and cancels.
+    let prepay_id = c.prepay("ORDER_SHIM_3", 100, &url).await;
+    let mut p = params(&c.pay_request(&prepay_id));
+    p.as_object_mut().unwrap().remove("appId");
+    let out = drive_shim(c.base.as_str(), "wx", "cancel", p.clone()).await;
+    assert_eq!(out["res"]["errMsg"], "requestPayment:fail cancel");
+    assert_eq!(out["res"]["via"], "fail");
+    let out = drive_shim(c.base.as_str(), "wx", "pay", p).await;
+    assert_eq!(out["res"]["errMsg"], "requestPayment:ok");
+    assert_eq!(out["res"]["via"], "success");
+    sandbox
+        .wait_for_delivery("ORDER_SHIM_3", WAIT)
+        .await
+        .unwrap();
+}
