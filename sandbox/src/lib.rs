@@ -42,7 +42,15 @@
 //!   `GET /v3/certificates` — authenticated with `Authorization: WECHATPAY2-SHA256-RSA2048 …`,
 //!   every response signed (`Wechatpay-*` headers).
 //! - `POST /sandbox/pay`, `GET /sandbox/prepay/{prepay_id}`, `GET /sandbox/deliveries`,
-//!   `POST /sandbox/faults`, `GET /sandbox/jsbridge.js` — the sandbox's own controls.
+//!   `POST /sandbox/faults`, `GET /sandbox/info`, `GET /sandbox/jsbridge.js` — the sandbox's
+//!   own controls (CORS open, unsigned).
+//!
+//! ## Browser shim
+//! Load `{base_url}/sandbox/jsbridge.js` in an ordinary browser page: it defines
+//! `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)` and `wx.requestPayment({…})`,
+//! shows a pay sheet (amount, description; buttons `#wxpay-sandbox-pay`,
+//! `#wxpay-sandbox-fail`, `#wxpay-sandbox-cancel`) and answers
+//! `get_brand_wcpay_request:ok|cancel|fail` / `requestPayment:ok|fail cancel|fail …`.
 
 mod config;
 pub mod crypto;
@@ -226,6 +234,31 @@ impl Sandbox {
                                 .cloned()
                                 .collect()
                         })
+                },
+            )
+            .await
+    }
+
+    /// Waits until at least `count` delivery attempts of any kind (real, duplicate, probe) for
+    /// `out_trade_no` are in the log and returns that order's records.
+    pub async fn wait_for_attempts(
+        &self,
+        out_trade_no: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<DeliveryRecord>, SandboxError> {
+        self.shared
+            .deliveries
+            .wait_until(
+                timeout,
+                &format!("{count} delivery attempts for {out_trade_no}"),
+                |records| {
+                    let mine: Vec<DeliveryRecord> = records
+                        .iter()
+                        .filter(|r| r.out_trade_no == out_trade_no)
+                        .cloned()
+                        .collect();
+                    (mine.len() >= count).then_some(mine)
                 },
             )
             .await

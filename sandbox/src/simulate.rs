@@ -309,6 +309,24 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Public facts a frontend or a shop needs (never the merchant private key).
+async fn info(State(shared): State<Arc<Shared>>) -> Response {
+    let p = &shared.platform_material;
+    v3::json_response(
+        StatusCode::OK,
+        &json!({
+            "mchid": shared.merchant.mchid,
+            "appid": shared.merchant.appid,
+            "merchant_serial": shared.merchant.serial,
+            "platform_mode": format!("{:?}", p.mode),
+            "platform_public_key_id": p.public_key_id,
+            "platform_public_key_pem": p.public_key_pem,
+            "platform_certificate_serial": p.certificate_serial,
+            "platform_certificate_pem": p.certificate_pem,
+        }),
+    )
+}
+
 async fn jsbridge() -> Response {
     (
         [
@@ -353,6 +371,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/sandbox/prepay/{prepay_id}", get(prepay_info))
         .route("/sandbox/deliveries", get(deliveries))
         .route("/sandbox/faults", post(set_faults))
+        .route("/sandbox/info", get(info))
         .route("/sandbox/jsbridge.js", get(jsbridge))
         .layer(middleware::from_fn(cors))
 }

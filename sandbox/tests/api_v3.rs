@@ -444,6 +444,18 @@ async fn prepay_query_pay_notify_close() {
     assert_eq!(log.as_array().unwrap().len(), 1);
     assert_eq!(log[0]["kind"], "real");
     assert_eq!(log[0]["status"], 204);
+    let info: Value = reqwest::get(format!("{}/sandbox/info", c.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["mchid"], c.mchid.as_str());
+    assert_eq!(
+        info["platform_public_key_id"],
+        sandbox.platform().public_key_id.as_str()
+    );
+    assert!(info.get("merchant_private_key_pem").is_none());
     sandbox.shutdown().await;
 }
 
@@ -744,14 +756,10 @@ async fn faults_probe_and_duplicates() {
         .await
         .unwrap();
     // Wait until the sequential duplicates are in too.
-    let mut records = sandbox.deliveries();
-    for _ in 0..200 {
-        if records.len() >= 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        records = sandbox.deliveries();
-    }
+    let records = sandbox
+        .wait_for_attempts("ORDER_FAULTS", 6, WAIT)
+        .await
+        .unwrap();
     let count = |k: DeliveryKind| records.iter().filter(|r| r.kind == k).count();
     assert_eq!(count(DeliveryKind::Probe), 1);
     assert_eq!(count(DeliveryKind::Real), 1);
