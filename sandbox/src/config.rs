@@ -157,6 +157,7 @@ pub struct SandboxConfig {
     pub(crate) notify_timeout: Duration,
     pub(crate) bind: SocketAddr,
     pub(crate) body_limit: usize,
+    pub(crate) prepay_ttl: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -173,6 +174,7 @@ impl Default for SandboxConfig {
             notify_timeout: Duration::from_secs(5),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             body_limit: 64 * 1024,
+            prepay_ttl: Duration::from_secs(2 * 3600),
         }
     }
 }
@@ -259,6 +261,14 @@ impl SandboxConfig {
     #[must_use]
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = addr;
+        self
+    }
+
+    /// How long a `prepay_id` stays valid (default 2 hours, as at WeChat Pay). A prepay request
+    /// with the same parameters after that gets a new `prepay_id`.
+    #[must_use]
+    pub fn prepay_ttl(mut self, ttl: Duration) -> Self {
+        self.prepay_ttl = ttl;
         self
     }
 

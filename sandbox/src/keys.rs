@@ -87,7 +87,9 @@ impl PlatformKeys {
     pub(crate) fn signer_for(&self, requested: Option<&str>) -> (&RsaSigner, &str) {
         match (self.mode, &self.cert) {
             (PlatformMode::Certificate, Some(c)) => (&c.signer, &c.serial),
-            (PlatformMode::Both, Some(c)) if requested == Some(c.serial.as_str()) => {
+            (PlatformMode::Both, Some(c))
+                if requested.is_some_and(|r| r.eq_ignore_ascii_case(&c.serial)) =>
+            {
                 (&c.signer, &c.serial)
             }
             _ => (&self.public_key, &self.public_key_id),

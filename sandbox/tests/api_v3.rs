@@ -1080,3 +1080,20 @@ async fn browser_shim_pays_cancels_and_fails() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn expired_prepay_id_is_refused_and_replaced() {
+    let sandbox = Sandbox::start(SandboxConfig::for_tests().prepay_ttl(Duration::ZERO))
+        .await
+        .unwrap();
+    let c = Client::new(&sandbox);
+    let first = c
+        .prepay("ORDER_TTL_1", 1, "https://shop.example/notify")
+        .await;
+    let r = sandbox.pay(c.pay_request(&first)).await;
+    assert!(matches!(r, Err(SandboxError::Pay { ref code, .. }) if code == "PREPAY_ID_EXPIRED"));
+    let second = c
+        .prepay("ORDER_TTL_1", 1, "https://shop.example/notify")
+        .await;
+    assert_ne!(first, second);
+}

@@ -16,9 +16,6 @@ use crate::crypto;
 use crate::state::{Order, Shared, TradeState, lock};
 use crate::timefmt;
 
-/// How long a prepay_id stays valid.
-pub(crate) const PREPAY_TTL: time::Duration = time::Duration::hours(2);
-
 fn param_error(message: impl AsRef<str>) -> ApiError {
     error(StatusCode::BAD_REQUEST, "PARAM_ERROR", message.as_ref()).into()
 }
@@ -224,6 +221,7 @@ pub(crate) async fn jsapi(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         Err(resp) => return resp.into_response(),
     };
     let now = OffsetDateTime::now_utc();
+    let ttl = time::Duration::try_from(shared.config.prepay_ttl).unwrap_or(time::Duration::MAX);
     let mut orders = lock(&shared.orders);
     if let Some(existing) = orders.by_out_trade_no.get(&p.out_trade_no) {
         match existing.state {
@@ -263,7 +261,7 @@ pub(crate) async fn jsapi(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         openid: p.openid,
         request: value,
         prepay_id: prepay_id.clone(),
-        prepay_expires_at: now + PREPAY_TTL,
+        prepay_expires_at: now + ttl,
         state,
         transaction_id: None,
         success_time: None,
