@@ -12,7 +12,8 @@ pub enum PlatformMode {
     /// A platform certificate (hex serial), downloadable from `GET /v3/certificates`.
     Certificate,
     /// Both at once, as during a migration: responses are signed with the key the request's
-    /// `Wechatpay-Serial` names, the public key when it names neither.
+    /// `Wechatpay-Serial` names, the public key when it names neither; notifications are signed
+    /// with the public key.
     Both,
 }
 
