@@ -38,6 +38,13 @@ macro_rules! string_field {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// For constants known to be valid; checked in debug builds.
+            #[allow(dead_code)]
+            pub(crate) fn from_known_valid(value: &str) -> Self {
+                debug_assert!(Self::check(value).is_ok(), "{value:?}");
+                Self(value.to_owned())
+            }
         }
 
         impl TryFrom<String> for $name {
@@ -321,6 +328,12 @@ impl Amount {
             ));
         }
         Ok(Self(fen))
+    }
+
+    /// For constants known to be in range; checked in debug builds.
+    pub(crate) const fn from_known_valid(fen: u64) -> Self {
+        debug_assert!(fen >= 1 && fen <= Self::MAX_FEN);
+        Self(fen)
     }
 
     /// The amount in fen.

@@ -10,9 +10,13 @@
 //! - [`fields`]: validated newtypes for order numbers, amounts (integer fen), texts and URLs.
 //! - [`clock`] and [`nonce`]: injectable time and randomness, so tests are byte-exact.
 
+#![warn(clippy::unwrap_used)]
+
 pub mod clock;
+pub mod engine;
 pub mod fields;
 pub mod nonce;
 pub mod order;
+pub mod provider;
 pub mod store;
 pub mod v3;

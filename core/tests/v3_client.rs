@@ -331,10 +331,12 @@ async fn a_slow_server_hits_the_deadline() {
 
 #[tokio::test]
 async fn server_errors_are_retried_with_identical_bodies_and_fresh_signatures() {
+    /// The body and Authorization header of one attempt.
+    type Attempt = (Vec<u8>, String);
     #[derive(Clone, Default)]
     struct Seen {
         count: Counter,
-        bodies: Arc<std::sync::Mutex<Vec<(Vec<u8>, String)>>>,
+        bodies: Arc<std::sync::Mutex<Vec<Attempt>>>,
     }
     let seen = Seen::default();
     let router = Router::new()

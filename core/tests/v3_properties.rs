@@ -99,15 +99,15 @@ proptest! {
             .with_nonces(Arc::new(FixedNonce(nonce.clone())));
         let target = match &query {
             Some(query) => format!("{path}?{query}"),
-            None => path.clone(),
+            None => path,
         };
         let header = signer.authorization(method, &target, &body);
         prop_assert_eq!(field(&header, "timestamp"), timestamp.to_string());
-        prop_assert_eq!(field(&header, "nonce_str"), nonce.clone());
+        prop_assert_eq!(field(&header, "nonce_str"), nonce.as_str());
         let signature = field(&header, "signature");
         let message = authorization_message(method, &target, timestamp, &nonce, &body);
         prop_assert!(verify_rsa_sha256(public_key(), &message, &signature).is_ok());
-        let mut other = body.clone();
+        let mut other = body;
         other.push(b'x');
         let tampered = authorization_message(method, &target, timestamp, &nonce, &other);
         prop_assert!(verify_rsa_sha256(public_key(), &tampered, &signature).is_err());

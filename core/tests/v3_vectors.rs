@@ -405,7 +405,7 @@ fn unknown_serial_signtest_and_expired_certificate_are_refused() {
     );
     let late = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let signature = SignatureHeaders::from_headers(&headers).unwrap();
-    let mut at_late = signature.clone();
+    let mut at_late = signature;
     at_late.timestamp = "1800000000".into();
     assert_eq!(
         expired.verify(&at_late, body, late),
@@ -453,7 +453,8 @@ fn notification_resource_failures_are_reported_not_panics() {
     let key = ApiV3Key::new("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb").unwrap();
     let parser =
         NotificationParser::new(public_key_trust(), key).with_clock(Arc::new(ManualClock::at(NOW)));
-    let cases: [(&str, fn(&NotificationError) -> bool); 4] = [
+    type Expectation = fn(&NotificationError) -> bool;
+    let cases: [(&str, Expectation); 4] = [
         (
             r#"{"id":"1","event_type":"TRANSACTION.SUCCESS","resource":{"algorithm":"AEAD_AES_256_GCM","ciphertext":"ulwSiIajGClcvcOYvOQ7+l+0PAbzzwI=","associated_data":"wrong","nonce":"uluk4a9R25RW"}}"#,
             |e| matches!(e, NotificationError::Decrypt(DecryptError::Authentication)),

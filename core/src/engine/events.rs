@@ -1,0 +1,112 @@
+//! Paid events reach the app through a [`PaidHook`], at least once: from the store's outbox,
+//! retried with backoff, and again after a restart.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::store::PaidEvent;
+
+use super::Inner;
+
+/// The error a hook returns to have an event delivered again later.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Receives paid events. Called at least once per event, possibly more (after a crash between
+/// the hook and the delivery mark): dedupe on [`PaidEvent::event_id`].
+#[async_trait]
+pub trait PaidHook: Send + Sync + fmt::Debug {
+    /// Handles one event; an error has it delivered again with backoff.
+    async fn on_paid(&self, event: &PaidEvent) -> Result<(), HookError>;
+}
+
+/// The engine's background tasks (paid-event dispatcher, reconciler). Dropping the handle stops
+/// them.
+#[derive(Debug)]
+pub struct BackgroundTasks {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BackgroundTasks {
+    /// Stops the tasks now.
+    pub fn abort(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+pub(super) fn spawn(inner: Arc<Inner>) -> BackgroundTasks {
+    let mut tasks = Vec::new();
+    if let Some(hook) = inner.hook.clone() {
+        tasks.push(tokio::spawn(dispatch_forever(inner.clone(), hook)));
+    }
+    tasks.push(tokio::spawn(reconcile_forever(inner)));
+    BackgroundTasks { tasks }
+}
+
+const BATCH: u32 = 100;
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+async fn dispatch_forever(inner: Arc<Inner>, hook: Arc<dyn PaidHook>) {
+    let every = inner.settings.dispatch_every;
+    let mut backoff = every;
+    loop {
+        let all_delivered = dispatch_once(&inner, hook.as_ref()).await;
+        let pause = if all_delivered {
+            backoff = every;
+            every
+        } else {
+            backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+            backoff
+        };
+        // A payment wakes the dispatcher at once; otherwise it polls, which also delivers
+        // events left over from before a restart.
+        let _ = tokio::time::timeout(pause, inner.paid_signal.notified()).await;
+    }
+}
+
+/// Delivers undelivered events once; true when every one was delivered.
+pub(super) async fn dispatch_once(inner: &Inner, hook: &dyn PaidHook) -> bool {
+    let events = match inner.store.undelivered_events(BATCH).await {
+        Ok(events) => events,
+        Err(error) => {
+            tracing::warn!(%error, "reading undelivered paid events failed");
+            return false;
+        }
+    };
+    let mut all_delivered = true;
+    for event in events {
+        match hook.on_paid(&event).await {
+            Ok(()) => {
+                if let Err(error) = inner.store.mark_delivered(&event.event_id).await {
+                    tracing::warn!(%error, event_id = %event.event_id, "marking a paid event delivered failed");
+                    all_delivered = false;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, event_id = %event.event_id, "paid hook failed; will retry");
+                all_delivered = false;
+            }
+        }
+    }
+    all_delivered
+}
+
+async fn reconcile_forever(inner: Arc<Inner>) {
+    loop {
+        tokio::time::sleep(inner.settings.reconcile_every).await;
+        let report = super::reconcile::run(&inner).await;
+        if report.checked > 0 {
+            tracing::info!(?report, "reconciled pending orders");
+        }
+    }
+}

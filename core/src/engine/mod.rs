@@ -1,0 +1,429 @@
+//! The engine: precreate, notify, order status and reconciliation, over `http` types.
+//!
+//! The engine knows no web framework. Adapters (`wxpay-tower`, `wxpay-actix`) ask
+//! [`Engine::route`] whether a request is theirs, read its body within
+//! [`Engine::body_limit`], and hand it to [`Engine::handle`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wxpay_core::engine::{Engine, Route};
+//! # fn demo(provider: Arc<dyn wxpay_core::provider::Provider>) -> Result<(), wxpay_core::engine::EngineError> {
+//! let store = Arc::new(wxpay_core::store::MemoryStore::new());
+//! let engine = Engine::builder(provider, store).prefix("/pay").build()?;
+//! assert_eq!(engine.route(&http::Method::POST, "/pay/notify"), Some(Route::Notify));
+//! assert_eq!(engine.route(&http::Method::GET, "/elsewhere"), None);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use tracing::Instrument as _;
+
+use crate::clock::{self, Clock};
+use crate::provider::{NotificationRejection, PaymentNotification, Provider};
+use crate::store::OrderStore;
+
+mod checkout;
+mod events;
+mod notify;
+mod precreate;
+mod reconcile;
+mod reply;
+mod status;
+
+pub use checkout::{AmountRange, Checkout, CheckoutPolicy, CheckoutRejection, CheckoutRequest};
+pub use events::{BackgroundTasks, HookError, PaidHook};
+pub use reconcile::ReconcileReport;
+pub use reply::ErrorBody;
+
+/// The default route prefix.
+pub const DEFAULT_PREFIX: &str = "/wxpay";
+/// The default limit of a notification body.
+pub const DEFAULT_NOTIFY_BODY_LIMIT: usize = 64 * 1024;
+/// The default limit of a precreate body.
+pub const DEFAULT_PRECREATE_BODY_LIMIT: usize = 16 * 1024;
+
+/// One of the engine's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `POST {prefix}/precreate`.
+    Precreate,
+    /// `POST {prefix}/notify`.
+    Notify,
+    /// `GET {prefix}/orders/{out_trade_no}`.
+    OrderStatus,
+}
+
+impl Route {
+    fn method(self) -> Method {
+        match self {
+            Route::Precreate | Route::Notify => Method::POST,
+            Route::OrderStatus => Method::GET,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Precreate => "precreate",
+            Route::Notify => "notify",
+            Route::OrderStatus => "order_status",
+        }
+    }
+}
+
+/// A configuration the engine cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The prefix is not `/` followed by path segments.
+    #[error("invalid route prefix {0:?}: it must start with '/' and not end with one")]
+    Prefix(String),
+    /// A limit or interval is zero.
+    #[error("invalid setting {0}: must be greater than zero")]
+    Setting(&'static str),
+}
+
+/// How the engine behaves; set through [`EngineBuilder`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) prefix: String,
+    pub(crate) notify_body_limit: usize,
+    pub(crate) precreate_body_limit: usize,
+    pub(crate) query_upstream_on_status: bool,
+    /// A `prepay_id` is reused only if it stays valid at least this long.
+    pub(crate) prepay_reuse_margin: time::Duration,
+    pub(crate) reconcile_after: Duration,
+    pub(crate) reconcile_every: Duration,
+    pub(crate) dispatch_every: Duration,
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    provider: Arc<dyn Provider>,
+    store: Arc<dyn OrderStore>,
+    policy: Arc<dyn CheckoutPolicy>,
+    hook: Option<Arc<dyn PaidHook>>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+impl EngineBuilder {
+    /// Sets the route prefix (default `/wxpay`); `""` mounts the routes at the root.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the checkout policy (default [`AmountRange::default`]).
+    #[must_use]
+    pub fn checkout_policy(mut self, policy: Arc<dyn CheckoutPolicy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the hook that receives paid events, at least once each.
+    #[must_use]
+    pub fn paid_hook(mut self, hook: Arc<dyn PaidHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Sets the notification body limit (default 64 KiB).
+    #[must_use]
+    pub fn notify_body_limit(mut self, bytes: usize) -> Self {
+        self.settings.notify_body_limit = bytes;
+        self
+    }
+
+    /// Sets the precreate body limit (default 16 KiB).
+    #[must_use]
+    pub fn precreate_body_limit(mut self, bytes: usize) -> Self {
+        self.settings.precreate_body_limit = bytes;
+        self
+    }
+
+    /// Whether the status route asks the upstream about a `PENDING` order and applies a payment
+    /// it reports (default true): a page polling the status learns of the payment even when the
+    /// notification is late.
+    #[must_use]
+    pub fn query_upstream_on_status(mut self, enabled: bool) -> Self {
+        self.settings.query_upstream_on_status = enabled;
+        self
+    }
+
+    /// How old a `PENDING` order must be before reconciliation queries it (default 5 min), and
+    /// how often the background reconciler runs (default 1 min).
+    #[must_use]
+    pub fn reconcile(mut self, after: Duration, every: Duration) -> Self {
+        self.settings.reconcile_after = after;
+        self.settings.reconcile_every = every;
+        self
+    }
+
+    /// How often the background dispatcher looks for undelivered paid events (default 5 s;
+    /// a payment wakes it at once).
+    #[must_use]
+    pub fn dispatch_every(mut self, every: Duration) -> Self {
+        self.settings.dispatch_every = every;
+        self
+    }
+
+    /// Replaces the clock (tests).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the engine.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let prefix = &self.settings.prefix;
+        if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.ends_with('/')) {
+            return Err(EngineError::Prefix(prefix.clone()));
+        }
+        for (name, value) in [
+            ("notify_body_limit", self.settings.notify_body_limit),
+            ("precreate_body_limit", self.settings.precreate_body_limit),
+        ] {
+            if value == 0 {
+                return Err(EngineError::Setting(name));
+            }
+        }
+        for (name, value) in [
+            ("reconcile_every", self.settings.reconcile_every),
+            ("dispatch_every", self.settings.dispatch_every),
+        ] {
+            if value.is_zero() {
+                return Err(EngineError::Setting(name));
+            }
+        }
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                provider: self.provider,
+                store: self.store,
+                policy: self.policy,
+                hook: self.hook,
+                clock: self.clock,
+                settings: self.settings,
+                paid_signal: tokio::sync::Notify::new(),
+            }),
+        })
+    }
+}
+
+/// The wxpay engine. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) store: Arc<dyn OrderStore>,
+    pub(crate) policy: Arc<dyn CheckoutPolicy>,
+    pub(crate) hook: Option<Arc<dyn PaidHook>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+    /// Wakes the paid-event dispatcher when an order has just been paid.
+    pub(crate) paid_signal: tokio::sync::Notify,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("provider", &self.inner.provider.name())
+            .field("store", &self.inner.store)
+            .field("prefix", &self.inner.settings.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts building an engine over an upstream and a store.
+    pub fn builder(provider: Arc<dyn Provider>, store: Arc<dyn OrderStore>) -> EngineBuilder {
+        EngineBuilder {
+            provider,
+            store,
+            policy: Arc::new(AmountRange::default()),
+            hook: None,
+            clock: clock::system(),
+            settings: Settings {
+                prefix: DEFAULT_PREFIX.to_owned(),
+                notify_body_limit: DEFAULT_NOTIFY_BODY_LIMIT,
+                precreate_body_limit: DEFAULT_PRECREATE_BODY_LIMIT,
+                query_upstream_on_status: true,
+                prepay_reuse_margin: time::Duration::minutes(10),
+                reconcile_after: Duration::from_secs(5 * 60),
+                reconcile_every: Duration::from_secs(60),
+                dispatch_every: Duration::from_secs(5),
+            },
+        }
+    }
+
+    /// The route prefix, without a trailing slash.
+    pub fn prefix(&self) -> &str {
+        &self.inner.settings.prefix
+    }
+
+    /// The upstream provider.
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.inner.provider
+    }
+
+    /// The order store.
+    pub fn store(&self) -> &Arc<dyn OrderStore> {
+        &self.inner.store
+    }
+
+    /// Which of the engine's routes `path` is, whatever the method (a wrong method gets a 405
+    /// from [`Engine::handle`]); `None` when the request belongs to the app.
+    pub fn route(&self, _method: &Method, path: &str) -> Option<Route> {
+        let rest = path.strip_prefix(self.prefix())?;
+        match rest {
+            "/precreate" => Some(Route::Precreate),
+            "/notify" => Some(Route::Notify),
+            _ => {
+                let number = rest.strip_prefix("/orders/")?;
+                (!number.is_empty() && !number.contains('/')).then_some(Route::OrderStatus)
+            }
+        }
+    }
+
+    /// The most body bytes a route reads.
+    pub fn body_limit(&self, route: Route) -> usize {
+        match route {
+            Route::Notify => self.inner.settings.notify_body_limit,
+            Route::Precreate => self.inner.settings.precreate_body_limit,
+            Route::OrderStatus => 0,
+        }
+    }
+
+    /// The reply for a body over [`Engine::body_limit`]: 413, in the provider's failure shape
+    /// for notifications.
+    pub fn payload_too_large(&self, route: Route) -> Response<Bytes> {
+        let message = format!("request body exceeds {} bytes", self.body_limit(route));
+        match route {
+            Route::Notify => self
+                .inner
+                .provider
+                .failure_reply(StatusCode::PAYLOAD_TOO_LARGE, &message),
+            _ => reply::error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", message),
+        }
+    }
+
+    /// Answers a request to one of the engine's routes. The body must already be read within
+    /// [`Engine::body_limit`]; the engine checks the limit again.
+    pub async fn handle(&self, request: Request<Bytes>) -> Response<Bytes> {
+        let path = request.uri().path().to_owned();
+        let Some(route) = self.route(request.method(), &path) else {
+            return reply::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such wxpay route");
+        };
+        let span = tracing::info_span!(
+            "wxpay",
+            route = route.name(),
+            provider = self.inner.provider.name(),
+            status = tracing::field::Empty,
+            out_trade_no = tracing::field::Empty,
+        );
+        async move {
+            let response = if request.method() != route.method() {
+                let mut response = reply::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "METHOD_NOT_ALLOWED",
+                    format!("use {}", route.method()),
+                );
+                if let Ok(allow) = http::HeaderValue::from_str(route.method().as_str()) {
+                    response.headers_mut().insert(http::header::ALLOW, allow);
+                }
+                response
+            } else if request.body().len() > self.body_limit(route) && route != Route::OrderStatus {
+                self.payload_too_large(route)
+            } else {
+                let client_ip = client_ip(request.headers(), request.extensions());
+                match route {
+                    Route::Precreate => {
+                        precreate::handle(&self.inner, request.headers(), request.body(), client_ip)
+                            .await
+                    }
+                    Route::Notify => {
+                        notify::handle(&self.inner, request.headers(), request.body()).await
+                    }
+                    Route::OrderStatus => {
+                        let number = path.rsplit('/').next().unwrap_or_default().to_owned();
+                        status::handle(&self.inner, &number).await
+                    }
+                }
+            };
+            tracing::Span::current().record("status", response.status().as_u16());
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Verifies a notification with the provider, for apps that handle notifications
+    /// themselves. Nothing is stored; pass the result to [`Engine::apply_notification`] to mark
+    /// the order paid exactly as the notify route does.
+    pub async fn verify_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PaymentNotification, NotificationRejection> {
+        if body.len() > self.inner.settings.notify_body_limit {
+            let message = format!(
+                "notification body exceeds {} bytes",
+                self.inner.settings.notify_body_limit
+            );
+            return Err(NotificationRejection::new(
+                crate::provider::RejectionKind::TooLarge,
+                message.clone(),
+                self.inner
+                    .provider
+                    .failure_reply(StatusCode::PAYLOAD_TOO_LARGE, &message),
+            ));
+        }
+        self.inner.provider.verify_notification(headers, body).await
+    }
+
+    /// Applies a verified notification (dedupe, cross-check, `PAID` + outbox) and returns the
+    /// reply the provider expects: its acknowledgement once the effect is durable, else a
+    /// failure reply so that the upstream retries.
+    pub async fn apply_notification(&self, notification: &PaymentNotification) -> Response<Bytes> {
+        notify::apply(&self.inner, notification).await
+    }
+
+    /// Queries `PENDING` orders older than the reconcile age, applies payments the upstream
+    /// reports, and closes those whose `prepay_id` has expired.
+    pub async fn reconcile(&self) -> ReconcileReport {
+        reconcile::run(&self.inner).await
+    }
+
+    /// Starts the paid-event dispatcher (when a [`PaidHook`] is set) and the reconciler on the
+    /// current tokio runtime. They stop when the returned handle is dropped.
+    pub fn spawn_background_tasks(&self) -> BackgroundTasks {
+        events::spawn(self.inner.clone())
+    }
+}
+
+/// The payer's address, for WeChat Pay's `scene_info`: the first `X-Forwarded-For` hop a proxy
+/// added, else the connection's peer address when the adapter recorded it.
+fn client_ip(headers: &HeaderMap, extensions: &http::Extensions) -> Option<IpAddr> {
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| first.trim().parse().ok());
+    forwarded.or_else(|| extensions.get::<ClientAddr>().map(|addr| addr.0))
+}
+
+/// The peer address of the connection a request came on; adapters insert it as a request
+/// extension when they know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);

@@ -1,0 +1,234 @@
+//! `POST {prefix}/notify`: verify → dedupe → cross-check → PAID + outbox → the provider's reply.
+//!
+//! Nothing is acknowledged before its effect is durable: when the store fails, the reply is a
+//! failure the upstream retries.
+
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+
+use crate::fields::OutTradeNo;
+use crate::order::{Order, OrderStatus, Transition};
+use crate::provider::{PaymentNotification, PaymentReport, PaymentState, RejectionKind};
+use crate::store::StoreError;
+
+use super::Inner;
+
+pub(super) async fn handle(inner: &Inner, headers: &HeaderMap, body: &Bytes) -> Response<Bytes> {
+    match inner.provider.verify_notification(headers, body).await {
+        Ok(notification) => apply(inner, &notification).await,
+        Err(rejection) => {
+            match rejection.kind {
+                RejectionKind::Probe => {
+                    tracing::info!("signature probe refused, as the upstream expects");
+                }
+                kind => tracing::warn!(?kind, message = %rejection.message, "notification refused"),
+            }
+            rejection.into_response()
+        }
+    }
+}
+
+pub(super) async fn apply(inner: &Inner, notification: &PaymentNotification) -> Response<Bytes> {
+    let provider = &inner.provider;
+    let event_id = notification.event_id.as_str();
+    let report = &notification.report;
+    match inner.store.has_notification(event_id).await {
+        Ok(true) => {
+            tracing::debug!(event_id, "duplicate notification acknowledged");
+            return provider.acknowledge();
+        }
+        Ok(false) => {}
+        Err(error) => return store_failure(inner, &error),
+    }
+    let Ok(out_trade_no) = OutTradeNo::try_from(report.out_trade_no.as_str()) else {
+        // Signed by the upstream but not an order number we could have issued: retrying will
+        // not change it, so record and acknowledge.
+        tracing::error!(
+            event_id,
+            "verified notification with an invalid out_trade_no"
+        );
+        return match inner.store.record_notification(event_id, None).await {
+            Ok(_) => provider.acknowledge(),
+            Err(error) => store_failure(inner, &error),
+        };
+    };
+    let order = match inner.store.get(&out_trade_no).await {
+        Ok(Some(order)) => order,
+        Ok(None) => {
+            return record_and_acknowledge(
+                inner,
+                event_id,
+                &out_trade_no,
+                "notification for an order this store does not have",
+            )
+            .await;
+        }
+        Err(error) => return store_failure(inner, &error),
+    };
+    apply_report(inner, &order, report, Some(event_id)).await
+}
+
+/// Applies what an upstream reported about `order` (from a notification with `event_id`, or
+/// from a query): a mismatch is recorded and never marks the order paid; a payment marks it
+/// `PAID` with its outbox event.
+pub(super) async fn apply_report(
+    inner: &Inner,
+    order: &Order,
+    report: &PaymentReport,
+    event_id: Option<&str>,
+) -> Response<Bytes> {
+    let provider = &inner.provider;
+    let out_trade_no = &order.out_trade_no;
+    if let Some(mismatch) = cross_check(order, report, &provider.merchant()) {
+        tracing::error!(out_trade_no = %out_trade_no, %mismatch, "upstream report does not match the order");
+        return record_and_acknowledge(
+            inner,
+            event_id.unwrap_or_default(),
+            out_trade_no,
+            &mismatch,
+        )
+        .await;
+    }
+    match (&report.state, event_id) {
+        (PaymentState::Paid, _) => mark_paid(inner, order, report, event_id).await,
+        (other, Some(event_id)) => {
+            tracing::info!(out_trade_no = %out_trade_no, state = ?other, "non-payment notification recorded");
+            match inner
+                .store
+                .record_notification(event_id, Some(out_trade_no))
+                .await
+            {
+                Ok(_) => provider.acknowledge(),
+                Err(error) => store_failure(inner, &error),
+            }
+        }
+        (_, None) => provider.acknowledge(),
+    }
+}
+
+/// Marks `order` paid as `report` says, recording `event_id` in the same transaction; the
+/// reply is the provider's acknowledgement once that is durable.
+async fn mark_paid(
+    inner: &Inner,
+    order: &Order,
+    report: &PaymentReport,
+    event_id: Option<&str>,
+) -> Response<Bytes> {
+    let provider = &inner.provider;
+    let Some(transaction_id) = report.transaction_id.clone() else {
+        return provider.failure_reply(StatusCode::BAD_REQUEST, "payment without transaction_id");
+    };
+    let transition = Transition::Paid {
+        transaction_id,
+        paid_at: report.paid_at.unwrap_or_else(|| inner.clock.now()),
+        payer: report.payer.clone(),
+    };
+    // A payment can race a close: CLOSED and FAILED orders may still become PAID.
+    let expected = match order.status {
+        OrderStatus::Closed | OrderStatus::Failed => order.status,
+        _ => OrderStatus::Pending,
+    };
+    match inner
+        .store
+        .transition_with_notification(&order.out_trade_no, expected, transition, event_id)
+        .await
+    {
+        Ok(outcome) => {
+            if outcome.is_applied() {
+                tracing::info!(out_trade_no = %order.out_trade_no, "order paid");
+                inner.paid_signal.notify_one();
+            }
+            provider.acknowledge()
+        }
+        Err(StoreError::Conflict {
+            actual: OrderStatus::Paid,
+            ..
+        }) => {
+            // Paid already under another transaction id: keep the first, record the second.
+            record_and_acknowledge(
+                inner,
+                event_id.unwrap_or_default(),
+                &order.out_trade_no,
+                "a second payment was reported for a paid order",
+            )
+            .await
+        }
+        Err(error @ (StoreError::Conflict { .. } | StoreError::Impossible { .. })) => {
+            tracing::error!(%error, "payment cannot be applied to the order");
+            record_and_acknowledge(
+                inner,
+                event_id.unwrap_or_default(),
+                &order.out_trade_no,
+                &format!("payment reported but not applicable: {error}"),
+            )
+            .await
+        }
+        Err(error) => store_failure(inner, &error),
+    }
+}
+
+/// A disagreement between the report and the order, in words; `None` when they agree.
+fn cross_check(
+    order: &Order,
+    report: &PaymentReport,
+    merchant: &crate::provider::MerchantIdentity,
+) -> Option<String> {
+    fn differs(expected: Option<&str>, reported: Option<&str>) -> bool {
+        matches!((expected, reported), (Some(e), Some(r)) if e != r)
+    }
+    let expected_appid = order.appid.as_deref().or(merchant.appid.as_deref());
+    if differs(expected_appid, report.appid.as_deref()) {
+        return Some(format!("appid {:?} differs", report.appid));
+    }
+    let expected_mchid = order.mchid.as_deref().or(merchant.mchid.as_deref());
+    if differs(expected_mchid, report.mchid.as_deref()) {
+        return Some(format!("mchid {:?} differs", report.mchid));
+    }
+    if report.state == PaymentState::Paid {
+        match report.amount_total {
+            Some(total) if total == order.amount.fen() => {}
+            Some(total) => {
+                return Some(format!(
+                    "amount {total} fen differs from the order's {} fen",
+                    order.amount.fen()
+                ));
+            }
+            None => return Some("payment without an amount".to_owned()),
+        }
+    }
+    if differs(Some(order.currency.as_str()), report.currency.as_deref()) {
+        return Some(format!("currency {:?} differs", report.currency));
+    }
+    None
+}
+
+async fn record_and_acknowledge(
+    inner: &Inner,
+    event_id: &str,
+    out_trade_no: &OutTradeNo,
+    detail: &str,
+) -> Response<Bytes> {
+    let recorded = async {
+        inner.store.record_mismatch(out_trade_no, detail).await?;
+        if !event_id.is_empty() {
+            inner
+                .store
+                .record_notification(event_id, Some(out_trade_no))
+                .await?;
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    match recorded {
+        Ok(()) => inner.provider.acknowledge(),
+        Err(error) => store_failure(inner, &error),
+    }
+}
+
+fn store_failure(inner: &Inner, error: &StoreError) -> Response<Bytes> {
+    tracing::error!(%error, "order store failed while handling a notification");
+    inner.provider.failure_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage unavailable; retry later",
+    )
+}

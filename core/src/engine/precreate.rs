@@ -1,0 +1,251 @@
+//! `POST {prefix}/precreate`: validate → checkout policy → insert CREATED → prepay → PENDING →
+//! signed client parameters.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::fields::{FieldError, OpenId, OutTradeNo};
+use crate::order::{NewOrder, Order, OrderStatus, Transition};
+use crate::provider::ClientParams;
+use crate::store::{InsertOutcome, StoreError};
+
+use super::checkout::CheckoutRequest;
+use super::{Inner, reply};
+
+#[derive(Serialize)]
+struct PrecreateReply<'a> {
+    out_trade_no: &'a str,
+    #[serde(flatten)]
+    params: &'a ClientParams,
+}
+
+pub(super) async fn handle(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &Bytes,
+    client_ip: Option<IpAddr>,
+) -> Response<Bytes> {
+    let request = match parse(body) {
+        Ok(request) => request,
+        Err(bad) => return bad.into_response(),
+    };
+    let checkout = match inner.policy.checkout(&request, headers).await {
+        Ok(checkout) => checkout,
+        Err(rejection) => {
+            return reply::error(rejection.status, &rejection.code, rejection.message);
+        }
+    };
+    let out_trade_no = request
+        .out_trade_no
+        .clone()
+        .unwrap_or_else(OutTradeNo::generate);
+    let merchant = inner.provider.merchant();
+    let new_order = NewOrder {
+        out_trade_no: out_trade_no.clone(),
+        provider: inner.provider.name().to_owned(),
+        appid: merchant.appid,
+        mchid: merchant.mchid,
+        openid: request.openid.clone(),
+        amount: checkout.amount,
+        currency: crate::fields::Currency::cny(),
+        description: checkout.description,
+        attach: checkout.attach,
+    };
+    let order = match inner.store.insert_if_absent(new_order.clone()).await {
+        Ok(InsertOutcome::Inserted(order)) => order,
+        Ok(InsertOutcome::Existing(order)) => {
+            if let Some(conflict) = existing_conflict(&order, &new_order) {
+                return conflict;
+            }
+            order
+        }
+        Err(error) => {
+            tracing::error!(%error, "storing the order failed");
+            return reply::store_unavailable();
+        }
+    };
+    tracing::Span::current().record("out_trade_no", order.out_trade_no.as_str());
+
+    if let Some(params) = reusable_params(inner, &order) {
+        return success(&order.out_trade_no, &params);
+    }
+    let prepay = match inner.provider.prepay(&order, client_ip).await {
+        Ok(prepay) => prepay,
+        Err(error) => {
+            // The order stays as it was (CREATED, or PENDING with an expired prepay_id): a retry
+            // sends identical parameters, which the upstream answers with the same prepay_id
+            // if the failed call did take effect.
+            tracing::warn!(
+                out_trade_no = %order.out_trade_no,
+                kind = ?error.kind,
+                upstream_code = error.upstream_code.as_deref(),
+                may_have_taken_effect = error.may_have_taken_effect,
+                "prepay failed"
+            );
+            return reply::upstream_error(inner.provider.name(), &error);
+        }
+    };
+    let transition = Transition::Prepared {
+        prepay_id: prepay.prepay_id.clone(),
+        expires_at: prepay.expires_at,
+    };
+    match inner
+        .store
+        .transition(&order.out_trade_no, order.status, transition)
+        .await
+    {
+        Ok(_) => success(&order.out_trade_no, &prepay.params),
+        Err(StoreError::Conflict { .. }) => {
+            // A concurrent precreate of the same order got there first: answer with its
+            // prepay_id so both pages pay the same upstream order.
+            match inner.store.get(&order.out_trade_no).await {
+                Ok(Some(current)) => match reusable_params(inner, &current) {
+                    Some(params) => success(&current.out_trade_no, &params),
+                    None => status_conflict(&current),
+                },
+                Ok(None) | Err(_) => reply::store_unavailable(),
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "recording the prepay_id failed");
+            reply::store_unavailable()
+        }
+    }
+}
+
+fn success(out_trade_no: &OutTradeNo, params: &ClientParams) -> Response<Bytes> {
+    reply::json(
+        StatusCode::OK,
+        &PrecreateReply {
+            out_trade_no: out_trade_no.as_str(),
+            params,
+        },
+    )
+}
+
+/// Parameters for a `PENDING` order whose `prepay_id` stays valid long enough to pay, signed
+/// without an upstream call.
+fn reusable_params(inner: &Inner, order: &Order) -> Option<ClientParams> {
+    if order.status != OrderStatus::Pending {
+        return None;
+    }
+    let prepay_id = order.prepay_id.as_deref()?;
+    let expires_at = order.prepay_expires_at?;
+    if expires_at - inner.settings.prepay_reuse_margin <= inner.clock.now() {
+        return None;
+    }
+    inner.provider.client_params(order, prepay_id)
+}
+
+/// A second precreate of an existing order: same payer and amount, and still payable.
+fn existing_conflict(existing: &Order, requested: &NewOrder) -> Option<Response<Bytes>> {
+    if existing.amount != requested.amount
+        || existing.openid != requested.openid
+        || existing.provider != requested.provider
+    {
+        return Some(reply::error(
+            StatusCode::CONFLICT,
+            "ORDER_MISMATCH",
+            format!(
+                "order {} exists with another amount, payer or provider",
+                existing.out_trade_no
+            ),
+        ));
+    }
+    match existing.status {
+        OrderStatus::Created | OrderStatus::Pending => None,
+        _ => Some(status_conflict(existing)),
+    }
+}
+
+fn status_conflict(order: &Order) -> Response<Bytes> {
+    let (code, message) = match order.status {
+        OrderStatus::Paid | OrderStatus::Refunded => ("ORDER_PAID", "the order is already paid"),
+        OrderStatus::Closed => ("ORDER_CLOSED", "the order is closed"),
+        OrderStatus::Failed => ("ORDER_FAILED", "the order has failed"),
+        OrderStatus::Created | OrderStatus::Pending => {
+            ("ORDER_BUSY", "the order is being prepared; try again")
+        }
+    };
+    reply::error(
+        StatusCode::CONFLICT,
+        code,
+        format!("{message}: {}", order.out_trade_no),
+    )
+}
+
+/// Why a precreate body was refused before the policy saw it.
+enum BadRequest {
+    Json(String),
+    Field(FieldError),
+}
+
+impl BadRequest {
+    fn into_response(self) -> Response<Bytes> {
+        match self {
+            BadRequest::Json(message) => {
+                reply::error(StatusCode::BAD_REQUEST, "INVALID_JSON", message)
+            }
+            BadRequest::Field(error) => reply::field_error(&error),
+        }
+    }
+}
+
+impl From<FieldError> for BadRequest {
+    fn from(error: FieldError) -> Self {
+        BadRequest::Field(error)
+    }
+}
+
+/// Reads the precreate body: `{openid, amount?, description?, out_trade_no?, attach?}`, with
+/// seed 001's names (`pay_amount`, `title`, `biz_order_id`, `extra`) accepted too.
+fn parse(body: &[u8]) -> Result<CheckoutRequest, BadRequest> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| BadRequest::Json(format!("the body must be a JSON object: {e}")))?;
+    let Value::Object(fields) = &value else {
+        return Err(BadRequest::Json(
+            "the body must be a JSON object".to_owned(),
+        ));
+    };
+    let pick = |names: &[&'static str]| -> Option<(&'static str, &Value)> {
+        names.iter().find_map(|name| {
+            fields
+                .get(*name)
+                .filter(|v| !v.is_null())
+                .map(|v| (*name, v))
+        })
+    };
+    let text = |names: &[&'static str]| -> Result<Option<String>, FieldError> {
+        match pick(names) {
+            None => Ok(None),
+            Some((_, Value::String(text))) => Ok(Some(text.clone())),
+            Some((name, _)) => Err(FieldError::new(name, "must be a string")),
+        }
+    };
+    let openid = text(&["openid"])?.ok_or_else(|| FieldError::new("openid", "required"))?;
+    let openid = OpenId::try_from(openid)?;
+    let amount = match pick(&["amount", "pay_amount"]) {
+        None => None,
+        Some((name, Value::Number(number))) => Some(
+            number
+                .as_u64()
+                .ok_or_else(|| FieldError::new(name, "must be a whole, positive number of fen"))?,
+        ),
+        Some((name, _)) => return Err(FieldError::new(name, "must be a number of fen").into()),
+    };
+    let out_trade_no = text(&["out_trade_no", "biz_order_id"])?
+        .map(OutTradeNo::try_from)
+        .transpose()?;
+    Ok(CheckoutRequest {
+        openid,
+        amount,
+        description: text(&["description", "title"])?,
+        attach: text(&["attach", "extra"])?,
+        out_trade_no,
+        body: value.clone(),
+    })
+}

@@ -1,0 +1,84 @@
+//! `GET {prefix}/orders/{out_trade_no}`: the order's status, asking the upstream about a
+//! `PENDING` order when configured to.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::fields::OutTradeNo;
+use crate::order::{Order, OrderStatus};
+use crate::provider::PaymentState;
+
+use super::{Inner, notify, reply};
+
+/// The status reply.
+#[derive(Debug, Serialize)]
+struct StatusReply<'a> {
+    out_trade_no: &'a str,
+    status: OrderStatus,
+    amount: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paid_at: Option<String>,
+}
+
+pub(super) async fn handle(inner: &Inner, number: &str) -> Response<Bytes> {
+    let out_trade_no = match OutTradeNo::try_from(number) {
+        Ok(no) => no,
+        Err(error) => return reply::field_error(&error),
+    };
+    let mut order = match inner.store.get(&out_trade_no).await {
+        Ok(Some(order)) => order,
+        Ok(None) => {
+            return reply::error(
+                StatusCode::NOT_FOUND,
+                "ORDER_NOT_FOUND",
+                format!("no order {out_trade_no}"),
+            );
+        }
+        Err(error) => {
+            tracing::error!(%error, "reading the order failed");
+            return reply::store_unavailable();
+        }
+    };
+    if order.status == OrderStatus::Pending
+        && inner.settings.query_upstream_on_status
+        && let Some(updated) = refresh_from_upstream(inner, &order).await
+    {
+        order = updated;
+    }
+    reply::json(StatusCode::OK, &status_reply(&order))
+}
+
+fn status_reply(order: &Order) -> StatusReply<'_> {
+    StatusReply {
+        out_trade_no: order.out_trade_no.as_str(),
+        status: order.status,
+        amount: order.amount.fen(),
+        transaction_id: order.transaction_id.as_deref(),
+        paid_at: order.paid_at.and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        }),
+    }
+}
+
+/// Asks the upstream; a payment it reports is applied exactly as a notification would be.
+async fn refresh_from_upstream(inner: &Inner, order: &Order) -> Option<Order> {
+    let report = match inner.provider.query(order).await {
+        Ok(report) => report,
+        Err(error) => {
+            tracing::debug!(%error, "status query failed; answering from the store");
+            return None;
+        }
+    };
+    if report.state != PaymentState::Paid {
+        return None;
+    }
+    let response = notify::apply_report(inner, order, &report, None).await;
+    if !response.status().is_success() {
+        return None;
+    }
+    inner.store.get(&order.out_trade_no).await.ok().flatten()
+}

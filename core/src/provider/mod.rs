@@ -1,0 +1,256 @@
+//! Upstream payment providers: what the engine needs from WeChat Pay API v3 or a gateway.
+//!
+//! A [`Provider`] creates the upstream order (prepay) and the signed client parameters,
+//! verifies notifications from raw headers and bytes, knows the exact reply its upstream
+//! expects, and queries and closes orders. The engine does everything else (validation, storage,
+//! idempotency) once, for every provider.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::order::Order;
+
+pub mod v3;
+
+/// Signed parameters for `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` and
+/// `wx.requestPayment(…)`, with WeChat's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientParams {
+    /// `appId`.
+    #[serde(rename = "appId")]
+    pub app_id: String,
+    /// `timeStamp`: seconds, as a string.
+    #[serde(rename = "timeStamp")]
+    pub time_stamp: String,
+    /// `nonceStr`.
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    /// `package`: `prepay_id=…`.
+    pub package: String,
+    /// `signType`: `RSA` (API v3) or `MD5` / `HMAC-SHA256` (API v2 and gateways).
+    #[serde(rename = "signType")]
+    pub sign_type: String,
+    /// `paySign`.
+    #[serde(rename = "paySign")]
+    pub pay_sign: String,
+}
+
+impl From<crate::v3::JsapiParams> for ClientParams {
+    fn from(params: crate::v3::JsapiParams) -> Self {
+        Self {
+            app_id: params.app_id,
+            time_stamp: params.time_stamp,
+            nonce_str: params.nonce_str,
+            package: params.package,
+            sign_type: params.sign_type,
+            pay_sign: params.pay_sign,
+        }
+    }
+}
+
+/// The merchant identity an upstream reports in notifications, for cross-checking.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MerchantIdentity {
+    /// The appid, when the upstream reports one.
+    pub appid: Option<String>,
+    /// The merchant id, when the upstream reports one.
+    pub mchid: Option<String>,
+}
+
+/// A successful prepay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepay {
+    /// The upstream's reference for the payment (the `prepay_id` for WeChat Pay).
+    pub prepay_id: String,
+    /// Until when the client parameters can be used.
+    pub expires_at: OffsetDateTime,
+    /// The signed client parameters.
+    pub params: ClientParams,
+}
+
+/// Where a payment stands upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentState {
+    /// Paid.
+    Paid,
+    /// Not paid yet (or the payer is paying).
+    NotPaid,
+    /// Closed or revoked without payment.
+    Closed,
+    /// The payment failed.
+    Failed(String),
+    /// Refunded.
+    Refunded,
+    /// A state the engine does not act on.
+    Other(String),
+}
+
+/// What an upstream says about one payment, from a notification or a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentReport {
+    /// The merchant's order number, as the upstream wrote it.
+    pub out_trade_no: String,
+    /// The state.
+    pub state: PaymentState,
+    /// The upstream's transaction id.
+    pub transaction_id: Option<String>,
+    /// The order total in fen.
+    pub amount_total: Option<u64>,
+    /// The currency.
+    pub currency: Option<String>,
+    /// The appid.
+    pub appid: Option<String>,
+    /// The merchant id.
+    pub mchid: Option<String>,
+    /// The payer's id (openid).
+    pub payer: Option<String>,
+    /// When the payment succeeded.
+    pub paid_at: Option<OffsetDateTime>,
+}
+
+/// A notification whose signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentNotification {
+    /// The notification id, the same across the upstream's retries; the inbox dedupes on it.
+    pub event_id: String,
+    /// What it reports.
+    pub report: PaymentReport,
+    /// The decrypted resource as the upstream sent it, for apps that want more fields.
+    pub details: serde_json::Value,
+}
+
+/// Why a notification was refused, with the exact failure reply its upstream expects (a
+/// non-2xx status, so that it retries).
+#[derive(Debug, Clone)]
+pub struct NotificationRejection {
+    /// What went wrong.
+    pub kind: RejectionKind,
+    /// A human explanation (never a key or a full signature).
+    pub message: String,
+    response: Response<Bytes>,
+}
+
+/// The class of a refused notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The body is larger than the limit.
+    TooLarge,
+    /// The signature did not verify.
+    BadSignature,
+    /// A deliberate signature probe (WeChat Pay's `WECHATPAY/SIGNTEST/`).
+    Probe,
+    /// The body verified but is not understood.
+    Malformed,
+    /// Verification could not be done now (e.g. no trusted key could be fetched).
+    Unavailable,
+}
+
+impl NotificationRejection {
+    /// A rejection answered with `response`.
+    pub fn new(kind: RejectionKind, message: impl Into<String>, response: Response<Bytes>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            response,
+        }
+    }
+
+    /// The reply to send to the upstream.
+    pub fn into_response(self) -> Response<Bytes> {
+        self.response
+    }
+}
+
+impl fmt::Display for NotificationRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "notification refused ({:?}): {}",
+            self.kind, self.message
+        )
+    }
+}
+
+impl std::error::Error for NotificationRejection {}
+
+/// A failed call to the upstream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    /// What kind of failure.
+    pub kind: ProviderErrorKind,
+    /// The upstream's error code, when it answered with one (`PARAM_ERROR`, `ORDERPAID`, …).
+    pub upstream_code: Option<String>,
+    /// The upstream's message, or a description of the failure.
+    pub message: String,
+    /// Whether a write may have taken effect upstream (query before trying anything else).
+    pub may_have_taken_effect: bool,
+}
+
+/// The class of a [`ProviderError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderErrorKind {
+    /// The upstream refused the request (4xx-like).
+    Rejected,
+    /// The upstream failed (5xx-like).
+    Unavailable,
+    /// No answer in time.
+    Timeout,
+    /// The answer could not be trusted or understood.
+    BadResponse,
+    /// The request could not be sent.
+    Transport,
+    /// A local problem (configuration, request building).
+    Local,
+}
+
+/// An upstream payment system.
+#[async_trait]
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// A short name stored with each order (`v3`, `v2`, `gateway`, …).
+    fn name(&self) -> &'static str;
+
+    /// The merchant identity notifications are cross-checked against.
+    fn merchant(&self) -> MerchantIdentity;
+
+    /// Creates the upstream order for `order` and signs the client parameters. Must be
+    /// idempotent for identical orders: the engine calls it again after a failure whose effect
+    /// is unknown.
+    async fn prepay(
+        &self,
+        order: &Order,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Prepay, ProviderError>;
+
+    /// Fresh client parameters for an order whose `prepay_id` is still valid, without an
+    /// upstream call; `None` when this provider cannot sign them locally (the engine then calls
+    /// [`Provider::prepay`] again).
+    fn client_params(&self, order: &Order, prepay_id: &str) -> Option<ClientParams>;
+
+    /// Verifies a notification from its raw headers and body.
+    async fn verify_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PaymentNotification, NotificationRejection>;
+
+    /// The reply that tells the upstream a notification was received and stored.
+    fn acknowledge(&self) -> Response<Bytes>;
+
+    /// A failure reply that makes the upstream retry later.
+    fn failure_reply(&self, status: StatusCode, message: &str) -> Response<Bytes>;
+
+    /// Where the payment of `order` stands upstream.
+    async fn query(&self, order: &Order) -> Result<PaymentReport, ProviderError>;
+
+    /// Closes the unpaid upstream order.
+    async fn close(&self, order: &Order) -> Result<(), ProviderError>;
+}

@@ -1,0 +1,228 @@
+//! WeChat Pay API v3 as a [`Provider`], over [`V3Client`].
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use time::Duration;
+
+use crate::fields::{NotifyUrl, OutTradeNo};
+use crate::order::Order;
+use crate::v3::model::{PrepayAmount, PrepayPayer, SceneInfo};
+use crate::v3::{
+    ClientError, JsapiPrepayRequest, NotificationError, TradeState, Transaction, V3Client,
+    VerifyError,
+};
+
+use super::{
+    ClientParams, MerchantIdentity, NotificationRejection, PaymentNotification, PaymentReport,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
+};
+
+/// How long a `prepay_id` is valid.
+pub const PREPAY_ID_VALIDITY: Duration = Duration::hours(2);
+
+/// WeChat Pay API v3 (JSAPI).
+#[derive(Debug, Clone)]
+pub struct V3Provider {
+    client: V3Client,
+    notify_url: NotifyUrl,
+}
+
+impl V3Provider {
+    /// A provider that creates orders with `client` and asks WeChat Pay to notify `notify_url`.
+    pub fn new(client: V3Client, notify_url: NotifyUrl) -> Self {
+        Self { client, notify_url }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &V3Client {
+        &self.client
+    }
+}
+
+fn provider_error(error: &ClientError) -> ProviderError {
+    let may_have_taken_effect = error.may_have_taken_effect();
+    let (kind, upstream_code) = match error {
+        ClientError::Api(api) if api.status.is_server_error() => {
+            (ProviderErrorKind::Unavailable, Some(api.code.clone()))
+        }
+        ClientError::Api(api) => (ProviderErrorKind::Rejected, Some(api.code.clone())),
+        ClientError::Deadline(_) => (ProviderErrorKind::Timeout, None),
+        ClientError::Transport { .. } => (ProviderErrorKind::Transport, None),
+        ClientError::Verification(_)
+        | ClientError::Decode(_)
+        | ClientError::ResponseTooLarge(_) => (ProviderErrorKind::BadResponse, None),
+        _ => (ProviderErrorKind::Local, None),
+    };
+    let message = match error {
+        ClientError::Api(api) => api.message.clone(),
+        other => other.to_string(),
+    };
+    ProviderError {
+        kind,
+        upstream_code,
+        message,
+        may_have_taken_effect,
+    }
+}
+
+fn report(transaction: &Transaction) -> PaymentReport {
+    let state = match &transaction.trade_state {
+        TradeState::Success => PaymentState::Paid,
+        TradeState::NotPay | TradeState::UserPaying | TradeState::Accept => PaymentState::NotPaid,
+        TradeState::Closed | TradeState::Revoked => PaymentState::Closed,
+        TradeState::PayError => PaymentState::Failed(
+            transaction
+                .trade_state_desc
+                .clone()
+                .unwrap_or_else(|| "PAYERROR".to_owned()),
+        ),
+        TradeState::Refund => PaymentState::Refunded,
+        TradeState::Unknown(other) => PaymentState::Other(other.clone()),
+    };
+    PaymentReport {
+        out_trade_no: transaction.out_trade_no.clone(),
+        state,
+        transaction_id: transaction.transaction_id.clone(),
+        amount_total: transaction.amount.as_ref().and_then(|a| a.total),
+        currency: transaction.amount.as_ref().and_then(|a| a.currency.clone()),
+        appid: Some(transaction.appid.clone()),
+        mchid: Some(transaction.mchid.clone()),
+        payer: transaction.payer.as_ref().and_then(|p| p.openid.clone()),
+        paid_at: transaction.success_time(),
+    }
+}
+
+/// WeChat Pay's failure reply: a non-2xx status with `{"code":"FAIL","message":…}`.
+fn failure(status: StatusCode, message: &str) -> Response<Bytes> {
+    let body = serde_json::json!({"code": "FAIL", "message": message}).to_string();
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body))
+        .unwrap_or_else(|_| Response::new(Bytes::new()))
+}
+
+#[async_trait]
+impl Provider for V3Provider {
+    fn name(&self) -> &'static str {
+        "v3"
+    }
+
+    fn merchant(&self) -> MerchantIdentity {
+        let credentials = self.client.credentials();
+        MerchantIdentity {
+            appid: Some(credentials.appid().to_owned()),
+            mchid: Some(credentials.mchid().to_owned()),
+        }
+    }
+
+    async fn prepay(
+        &self,
+        order: &Order,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Prepay, ProviderError> {
+        let credentials = self.client.credentials();
+        // No time_expire: a retry after an unknown outcome must send identical parameters, and
+        // WeChat Pay's own expiry of the prepay_id (2 h) is what the engine tracks.
+        let request = JsapiPrepayRequest {
+            appid: credentials.appid().to_owned(),
+            mchid: credentials.mchid().to_owned(),
+            description: order.description.clone(),
+            out_trade_no: order.out_trade_no.clone(),
+            time_expire: None,
+            attach: order.attach.clone(),
+            notify_url: self.notify_url.clone(),
+            amount: PrepayAmount {
+                total: order.amount,
+                currency: order.currency.clone(),
+            },
+            payer: PrepayPayer {
+                openid: order.openid.clone(),
+            },
+            scene_info: client_ip.map(|ip| SceneInfo {
+                payer_client_ip: ip.to_string(),
+            }),
+        };
+        let issued_at = self.client.clock().now();
+        let response = self
+            .client
+            .jsapi_prepay(&request)
+            .await
+            .map_err(|e| provider_error(&e))?;
+        let params = self.client.jsapi_params(&response.prepay_id).into();
+        Ok(Prepay {
+            prepay_id: response.prepay_id,
+            expires_at: issued_at + PREPAY_ID_VALIDITY,
+            params,
+        })
+    }
+
+    fn client_params(&self, _order: &Order, prepay_id: &str) -> Option<ClientParams> {
+        Some(self.client.jsapi_params(prepay_id).into())
+    }
+
+    async fn verify_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PaymentNotification, NotificationRejection> {
+        let verified = self
+            .client
+            .verify_transaction_notification(headers, body)
+            .await
+            .map_err(|error| {
+                let (kind, status) = match &error {
+                    NotificationError::TooLarge { .. } => {
+                        (RejectionKind::TooLarge, StatusCode::PAYLOAD_TOO_LARGE)
+                    }
+                    NotificationError::Verify(VerifyError::Probe) => {
+                        (RejectionKind::Probe, StatusCode::UNAUTHORIZED)
+                    }
+                    NotificationError::Verify(VerifyError::UnknownSerial(_)) => {
+                        (RejectionKind::Unavailable, StatusCode::UNAUTHORIZED)
+                    }
+                    NotificationError::Verify(_) => {
+                        (RejectionKind::BadSignature, StatusCode::UNAUTHORIZED)
+                    }
+                    _ => (RejectionKind::Malformed, StatusCode::BAD_REQUEST),
+                };
+                let message = error.to_string();
+                NotificationRejection::new(kind, message.clone(), failure(status, &message))
+            })?;
+        let details = serde_json::to_value(&verified.resource).unwrap_or_default();
+        Ok(PaymentNotification {
+            event_id: verified.envelope.id,
+            report: report(&verified.resource),
+            details,
+        })
+    }
+
+    fn acknowledge(&self) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::new());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        response
+    }
+
+    fn failure_reply(&self, status: StatusCode, message: &str) -> Response<Bytes> {
+        failure(status, message)
+    }
+
+    async fn query(&self, order: &Order) -> Result<PaymentReport, ProviderError> {
+        let out_trade_no: &OutTradeNo = &order.out_trade_no;
+        self.client
+            .query_by_out_trade_no(out_trade_no)
+            .await
+            .map(|transaction| report(&transaction))
+            .map_err(|e| provider_error(&e))
+    }
+
+    async fn close(&self, order: &Order) -> Result<(), ProviderError> {
+        self.client
+            .close(&order.out_trade_no)
+            .await
+            .map_err(|e| provider_error(&e))
+    }
+}
