@@ -1,0 +1,230 @@
+//! The in-process store.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{
+    InboxOutcome, InsertOutcome, Mismatch, OrderStore, PaidEvent, StoreError, TransitionOutcome,
+};
+use crate::clock::Clock;
+use crate::fields::OutTradeNo;
+use crate::order::{Decision, NewOrder, Order, OrderStatus, Transition, truncate_to_millis};
+
+/// An [`OrderStore`] in memory, behind one mutex: for tests, demos and the sandbox.
+///
+/// Clones share the same data, so a clone is a "reopened" store; nothing survives the process.
+#[derive(Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct State {
+    orders: HashMap<OutTradeNo, Order>,
+    inbox: HashSet<String>,
+    outbox: Vec<PaidEvent>,
+    mismatches: Vec<Mismatch>,
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(crate::clock::system())
+    }
+
+    /// An empty store that stamps times from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State::default())),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change: every change is
+        // computed first and written with infallible operations, so a poisoned lock is usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        truncate_to_millis(self.clock.now())
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("orders", &state.orders.len())
+            .field("inbox", &state.inbox.len())
+            .field("outbox", &state.outbox.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl OrderStore for MemoryStore {
+    async fn insert_if_absent(&self, order: NewOrder) -> Result<InsertOutcome, StoreError> {
+        let now = self.now();
+        let mut state = self.lock();
+        if let Some(existing) = state.orders.get(&order.out_trade_no) {
+            return Ok(InsertOutcome::Existing(existing.clone()));
+        }
+        let order = order.into_order(now);
+        state
+            .orders
+            .insert(order.out_trade_no.clone(), order.clone());
+        Ok(InsertOutcome::Inserted(order))
+    }
+
+    async fn get(&self, out_trade_no: &OutTradeNo) -> Result<Option<Order>, StoreError> {
+        Ok(self.lock().orders.get(out_trade_no).cloned())
+    }
+
+    async fn transition_with_notification(
+        &self,
+        out_trade_no: &OutTradeNo,
+        expected: OrderStatus,
+        transition: Transition,
+        notification_id: Option<&str>,
+    ) -> Result<TransitionOutcome, StoreError> {
+        let now = self.now();
+        let mut state = self.lock();
+        let current = state
+            .orders
+            .get(out_trade_no)
+            .ok_or_else(|| StoreError::NotFound {
+                out_trade_no: out_trade_no.clone(),
+            })?;
+        let outcome = match current.decide(expected, &transition)? {
+            Decision::AlreadyApplied => TransitionOutcome::AlreadyApplied(current.clone()),
+            Decision::Apply => {
+                let next = current.applied(&transition, now);
+                let event = match transition {
+                    Transition::Paid { .. } => Some(PaidEvent::for_paid_order(&next, now)?),
+                    _ => None,
+                };
+                if let Some(event) = event {
+                    state.outbox.push(event);
+                }
+                state.orders.insert(out_trade_no.clone(), next.clone());
+                TransitionOutcome::Applied(next)
+            }
+        };
+        if let Some(id) = notification_id {
+            state.inbox.insert(id.to_owned());
+        }
+        Ok(outcome)
+    }
+
+    async fn record_notification(
+        &self,
+        event_id: &str,
+        _out_trade_no: Option<&OutTradeNo>,
+    ) -> Result<InboxOutcome, StoreError> {
+        Ok(if self.lock().inbox.insert(event_id.to_owned()) {
+            InboxOutcome::New
+        } else {
+            InboxOutcome::Duplicate
+        })
+    }
+
+    async fn has_notification(&self, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().inbox.contains(event_id))
+    }
+
+    async fn undelivered_events(&self, limit: u32) -> Result<Vec<PaidEvent>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(self
+            .lock()
+            .outbox
+            .iter()
+            .filter(|event| event.delivered_at.is_none())
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn events_for_order(
+        &self,
+        out_trade_no: &OutTradeNo,
+    ) -> Result<Vec<PaidEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .outbox
+            .iter()
+            .filter(|event| &event.out_trade_no == out_trade_no)
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_delivered(&self, event_id: &str) -> Result<(), StoreError> {
+        let now = self.now();
+        let mut state = self.lock();
+        let event = state
+            .outbox
+            .iter_mut()
+            .find(|event| event.event_id == event_id)
+            .ok_or_else(|| StoreError::EventNotFound {
+                event_id: event_id.to_owned(),
+            })?;
+        event.delivered_at.get_or_insert(now);
+        Ok(())
+    }
+
+    async fn list_stale(
+        &self,
+        status: OrderStatus,
+        updated_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut found: Vec<Order> = self
+            .lock()
+            .orders
+            .values()
+            .filter(|order| order.status == status && order.updated_at < updated_before)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.updated_at, &a.out_trade_no).cmp(&(b.updated_at, &b.out_trade_no)));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn record_mismatch(
+        &self,
+        out_trade_no: &OutTradeNo,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let recorded_at = self.now();
+        self.lock().mismatches.push(Mismatch {
+            out_trade_no: out_trade_no.clone(),
+            detail: detail.to_owned(),
+            recorded_at,
+        });
+        Ok(())
+    }
+
+    async fn mismatches(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError> {
+        Ok(self
+            .lock()
+            .mismatches
+            .iter()
+            .filter(|m| &m.out_trade_no == out_trade_no)
+            .cloned()
+            .collect())
+    }
+}

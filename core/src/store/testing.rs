@@ -1,0 +1,1140 @@
+//! The [`OrderStore`] conformance suite (feature `testing`).
+//!
+//! Every store of this crate passes it, and you can run it on your own store. Each case is a
+//! `pub async fn` taking an [`OpenStore`]: something that opens the store under test, where
+//! every call opens the **same** data (the second call of [`data_survives_reopening`] is a
+//! reopen). Cases use fresh order numbers ([`OutTradeNo::generate`]) and never delete anything,
+//! so they can share a database with each other, with earlier runs and with other tables; they
+//! mark the paid events they create delivered and leave no order `PENDING`.
+//!
+//! The quickest way is the [`store_conformance_tests!`](crate::store_conformance_tests) macro,
+//! which expands to one `#[tokio::test]` per case (your crate needs `tokio` with the `macros`
+//! and `rt-multi-thread` features):
+//!
+//! ```ignore
+//! use std::sync::Arc;
+//! use wxpay_core::store::{MemoryStore, OrderStore};
+//!
+//! fn opener() -> Option<impl wxpay_core::store::testing::OpenStore> {
+//!     let store = MemoryStore::new();
+//!     Some(move || {
+//!         let store = store.clone();
+//!         async move { Arc::new(store) as Arc<dyn OrderStore> }
+//!     })
+//! }
+//!
+//! wxpay_core::store_conformance_tests!(opener());
+//! ```
+//!
+//! The argument is evaluated once per test; `None` skips the test (e.g. when the database URL is
+//! not configured). Or call [`run_all`].
+//!
+//! The cases panic on failure, like any test.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use super::{InboxOutcome, InsertOutcome, OrderStore, PaidEvent, StoreError, TransitionOutcome};
+use crate::fields::{Amount, Attach, Currency, Description, OpenId, OutTradeNo};
+use crate::order::{NewOrder, Order, OrderStatus, Transition, truncate_to_millis};
+
+/// Opens the store under test. Every call must open the same underlying data.
+///
+/// Implemented for every `Fn() -> impl Future<Output = Arc<dyn OrderStore>>`.
+pub trait OpenStore: Send + Sync {
+    /// Opens (or reopens) the store.
+    fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn OrderStore>> + Send + '_>>;
+}
+
+impl<F, Fut> OpenStore for F
+where
+    F: Fn() -> Fut + Send + Sync,
+    Fut: Future<Output = Arc<dyn OrderStore>> + Send + 'static,
+{
+    fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn OrderStore>> + Send + '_>> {
+        Box::pin(self())
+    }
+}
+
+/// The names of all cases, in the order [`run_all`] runs them.
+pub const CASES: &[&str] = &[
+    "insert_and_get",
+    "insert_if_absent_keeps_existing",
+    "concurrent_inserts_have_one_winner",
+    "lifecycle_to_paid_and_refunded",
+    "repeated_transitions_are_already_applied",
+    "impossible_transitions_are_refused",
+    "compare_and_set_conflict",
+    "prepay_id_can_be_replaced",
+    "payment_after_close_is_recorded",
+    "concurrent_payments_have_one_winner",
+    "concurrent_close_and_pay_have_one_winner",
+    "inbox_dedupes",
+    "inbox_dedupes_concurrently",
+    "notification_recorded_with_transition",
+    "outbox_delivery",
+    "list_stale_orders",
+    "mismatches_are_recorded",
+    "data_survives_reopening",
+];
+
+/// Runs every case, in order.
+pub async fn run_all(open: &dyn OpenStore) {
+    insert_and_get(open).await;
+    insert_if_absent_keeps_existing(open).await;
+    concurrent_inserts_have_one_winner(open).await;
+    lifecycle_to_paid_and_refunded(open).await;
+    repeated_transitions_are_already_applied(open).await;
+    impossible_transitions_are_refused(open).await;
+    compare_and_set_conflict(open).await;
+    prepay_id_can_be_replaced(open).await;
+    payment_after_close_is_recorded(open).await;
+    concurrent_payments_have_one_winner(open).await;
+    concurrent_close_and_pay_have_one_winner(open).await;
+    inbox_dedupes(open).await;
+    inbox_dedupes_concurrently(open).await;
+    notification_recorded_with_transition(open).await;
+    outbox_delivery(open).await;
+    list_stale_orders(open).await;
+    mismatches_are_recorded(open).await;
+    data_survives_reopening(open).await;
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each running it on the store that
+/// `$opener` (an expression of type `Option<impl OpenStore>`, evaluated per test; `None` skips)
+/// opens. See [`store::testing`](crate::store::testing).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($opener:expr) => {
+        $crate::store_conformance_tests!(@cases $opener;
+            insert_and_get,
+            insert_if_absent_keeps_existing,
+            concurrent_inserts_have_one_winner,
+            lifecycle_to_paid_and_refunded,
+            repeated_transitions_are_already_applied,
+            impossible_transitions_are_refused,
+            compare_and_set_conflict,
+            prepay_id_can_be_replaced,
+            payment_after_close_is_recorded,
+            concurrent_payments_have_one_winner,
+            concurrent_close_and_pay_have_one_winner,
+            inbox_dedupes,
+            inbox_dedupes_concurrently,
+            notification_recorded_with_transition,
+            outbox_delivery,
+            list_stale_orders,
+            mismatches_are_recorded,
+            data_survives_reopening,
+        );
+    };
+    (@cases $opener:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                if let ::std::option::Option::Some(opener) = $opener {
+                    $crate::store::testing::$case(&opener).await;
+                }
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A new order with a fresh number and every optional field set (a non-ASCII description, an
+/// attach), so round trips are checked on all columns.
+pub fn sample_order() -> NewOrder {
+    NewOrder {
+        out_trade_no: OutTradeNo::generate(),
+        provider: "v3".to_owned(),
+        appid: Some("wxd678efh567hg6787".to_owned()),
+        mchid: Some("1230000109".to_owned()),
+        openid: OpenId::try_from("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o").unwrap(),
+        amount: Amount::from_fen(1999).unwrap(),
+        currency: Currency::cny(),
+        description: Description::try_from("Image形象店-深圳腾大-QQ公仔").unwrap(),
+        attach: Some(Attach::try_from("cart=42&note=测试").unwrap()),
+    }
+}
+
+fn prepared(prepay_id: &str) -> Transition {
+    Transition::Prepared {
+        prepay_id: prepay_id.to_owned(),
+        // Sub-millisecond digits are dropped by every store.
+        expires_at: OffsetDateTime::now_utc() + Duration::hours(2) + Duration::nanoseconds(7),
+    }
+}
+
+fn paid(transaction_id: &str) -> Transition {
+    Transition::Paid {
+        transaction_id: transaction_id.to_owned(),
+        paid_at: OffsetDateTime::now_utc() - Duration::seconds(3) + Duration::microseconds(5),
+        payer: Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".to_owned()),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", OutTradeNo::generate())
+}
+
+async fn insert(store: &dyn OrderStore) -> Order {
+    match store.insert_if_absent(sample_order()).await.unwrap() {
+        InsertOutcome::Inserted(order) => order,
+        InsertOutcome::Existing(order) => panic!("fresh order already existed: {order:?}"),
+    }
+}
+
+async fn get(store: &dyn OrderStore, no: &OutTradeNo) -> Order {
+    store.get(no).await.unwrap().expect("order exists")
+}
+
+async fn apply(
+    store: &dyn OrderStore,
+    no: &OutTradeNo,
+    expected: OrderStatus,
+    transition: Transition,
+) -> Order {
+    match store.transition(no, expected, transition).await.unwrap() {
+        TransitionOutcome::Applied(order) => {
+            assert_eq!(get(store, no).await, order, "get returns the applied order");
+            order
+        }
+        TransitionOutcome::AlreadyApplied(order) => panic!("expected Applied, got {order:?}"),
+    }
+}
+
+/// A `PENDING` order.
+async fn pending(store: &dyn OrderStore) -> Order {
+    let order = insert(store).await;
+    apply(
+        store,
+        &order.out_trade_no,
+        OrderStatus::Created,
+        prepared(&unique("wx")),
+    )
+    .await
+}
+
+async fn deliver_all(store: &dyn OrderStore, no: &OutTradeNo) {
+    for event in store.events_for_order(no).await.unwrap() {
+        store.mark_delivered(&event.event_id).await.unwrap();
+    }
+}
+
+fn assert_recent(time: OffsetDateTime, what: &str) {
+    let now = OffsetDateTime::now_utc();
+    assert!(
+        (now - time).abs() < Duration::minutes(5),
+        "{what} {time} is not close to now {now}"
+    );
+    assert_eq!(
+        time,
+        truncate_to_millis(time),
+        "{what} has sub-millisecond digits"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+/// A new order is stored `CREATED` with every field, and reads back identically.
+pub async fn insert_and_get(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let new = sample_order();
+    let no = new.out_trade_no.clone();
+    assert_eq!(store.get(&no).await.unwrap(), None);
+    let order = match store.insert_if_absent(new.clone()).await.unwrap() {
+        InsertOutcome::Inserted(order) => order,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(order.status, OrderStatus::Created);
+    assert_eq!(order.out_trade_no, new.out_trade_no);
+    assert_eq!(order.provider, new.provider);
+    assert_eq!(order.appid, new.appid);
+    assert_eq!(order.mchid, new.mchid);
+    assert_eq!(order.openid, new.openid);
+    assert_eq!(order.amount, new.amount);
+    assert_eq!(order.currency, new.currency);
+    assert_eq!(order.description, new.description);
+    assert_eq!(order.attach, new.attach);
+    assert_eq!(order.prepay_id, None);
+    assert_eq!(order.prepay_expires_at, None);
+    assert_eq!(order.transaction_id, None);
+    assert_eq!(order.paid_at, None);
+    assert_eq!(order.payer, None);
+    assert_eq!(order.failure_reason, None);
+    assert_eq!(order.created_at, order.updated_at);
+    assert_recent(order.created_at, "created_at");
+    assert_eq!(get(&*store, &no).await, order);
+
+    // Minimal order: no optional fields, the largest amount.
+    let mut minimal = NewOrder::new(
+        OutTradeNo::generate(),
+        OpenId::try_from("o").unwrap(),
+        Amount::from_fen(Amount::MAX_FEN).unwrap(),
+        Description::try_from("x").unwrap(),
+    );
+    minimal.provider = "gateway".to_owned();
+    let order = store
+        .insert_if_absent(minimal.clone())
+        .await
+        .unwrap()
+        .into_order();
+    assert_eq!(order.amount.fen(), Amount::MAX_FEN);
+    assert_eq!(order.attach, None);
+    assert_eq!(order.appid, None);
+    assert_eq!(get(&*store, &minimal.out_trade_no).await, order);
+    store
+        .transition(
+            &minimal.out_trade_no,
+            OrderStatus::Created,
+            Transition::Closed,
+        )
+        .await
+        .unwrap();
+
+    // Order numbers are case-sensitive.
+    let lower = OutTradeNo::try_from(no.as_str().to_ascii_lowercase()).unwrap();
+    if lower != no {
+        assert_eq!(store.get(&lower).await.unwrap(), None);
+    }
+    store
+        .transition(&no, OrderStatus::Created, Transition::Closed)
+        .await
+        .unwrap();
+}
+
+/// A second insert of a number returns the stored order and changes nothing.
+pub async fn insert_if_absent_keeps_existing(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let first = insert(&*store).await;
+    let mut again = sample_order();
+    again.out_trade_no = first.out_trade_no.clone();
+    again.amount = Amount::from_fen(1).unwrap();
+    again.description = Description::try_from("other").unwrap();
+    match store.insert_if_absent(again).await.unwrap() {
+        InsertOutcome::Existing(existing) => assert_eq!(existing, first),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(get(&*store, &first.out_trade_no).await, first);
+    store
+        .transition(
+            &first.out_trade_no,
+            OrderStatus::Created,
+            Transition::Closed,
+        )
+        .await
+        .unwrap();
+}
+
+/// 16 concurrent inserts of one number: exactly one inserts, all return the same order.
+pub async fn concurrent_inserts_have_one_winner(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let new = sample_order();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let new = new.clone();
+            tokio::spawn(async move { store.insert_if_absent(new).await })
+        })
+        .collect();
+    let mut inserted = 0;
+    let mut orders = Vec::new();
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        if matches!(outcome, InsertOutcome::Inserted(_)) {
+            inserted += 1;
+        }
+        orders.push(outcome.into_order());
+    }
+    assert_eq!(inserted, 1, "exactly one insert wins");
+    let stored = get(&*store, &new.out_trade_no).await;
+    assert!(orders.iter().all(|o| *o == stored));
+    store
+        .transition(&new.out_trade_no, OrderStatus::Created, Transition::Closed)
+        .await
+        .unwrap();
+}
+
+/// CREATED → PENDING → PAID → REFUNDED, each setting its data, with one paid event.
+pub async fn lifecycle_to_paid_and_refunded(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let created = insert(&*store).await;
+    let no = created.out_trade_no.clone();
+    let prepay_id = unique("wx");
+    let prepare = prepared(&prepay_id);
+    let Transition::Prepared { expires_at, .. } = prepare.clone() else {
+        unreachable!()
+    };
+    let pending = apply(&*store, &no, OrderStatus::Created, prepare).await;
+    assert_eq!(pending.status, OrderStatus::Pending);
+    assert_eq!(pending.prepay_id.as_deref(), Some(prepay_id.as_str()));
+    assert_eq!(
+        pending.prepay_expires_at,
+        Some(truncate_to_millis(expires_at))
+    );
+    assert_eq!(pending.created_at, created.created_at);
+    assert!(pending.updated_at >= created.updated_at);
+    assert_eq!(
+        Order {
+            status: OrderStatus::Created,
+            prepay_id: None,
+            prepay_expires_at: None,
+            updated_at: created.updated_at,
+            ..pending.clone()
+        },
+        created,
+        "Prepared changes nothing else"
+    );
+    assert!(store.events_for_order(&no).await.unwrap().is_empty());
+
+    let transaction_id = unique("4200");
+    let pay = paid(&transaction_id);
+    let Transition::Paid { paid_at, payer, .. } = pay.clone() else {
+        unreachable!()
+    };
+    let paid_order = apply(&*store, &no, OrderStatus::Pending, pay).await;
+    assert_eq!(paid_order.status, OrderStatus::Paid);
+    assert_eq!(
+        paid_order.transaction_id.as_deref(),
+        Some(transaction_id.as_str())
+    );
+    assert_eq!(paid_order.paid_at, Some(truncate_to_millis(paid_at)));
+    assert_eq!(paid_order.payer, payer);
+    assert_eq!(paid_order.prepay_id, pending.prepay_id);
+    assert_recent(paid_order.updated_at, "updated_at");
+
+    let events = store.events_for_order(&no).await.unwrap();
+    assert_eq!(events.len(), 1, "one paid event: {events:?}");
+    let event = &events[0];
+    assert_eq!(event.event_id, PaidEvent::id_for(&no));
+    assert_eq!(event.out_trade_no, no);
+    assert_eq!(event.transaction_id, transaction_id);
+    assert_eq!(event.amount, created.amount);
+    assert_eq!(event.currency, created.currency);
+    assert_eq!(event.payer, payer);
+    assert_eq!(event.attach, created.attach);
+    assert_eq!(event.paid_at, truncate_to_millis(paid_at));
+    assert_eq!(event.delivered_at, None);
+    assert_recent(event.created_at, "event created_at");
+
+    let refunded = apply(&*store, &no, OrderStatus::Paid, Transition::Refunded).await;
+    assert_eq!(refunded.status, OrderStatus::Refunded);
+    assert_eq!(refunded.transaction_id, paid_order.transaction_id);
+    assert_eq!(store.events_for_order(&no).await.unwrap().len(), 1);
+    deliver_all(&*store, &no).await;
+}
+
+/// Every transition applied again is `AlreadyApplied` with the unchanged order, and writes no
+/// second paid event.
+pub async fn repeated_transitions_are_already_applied(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let created = insert(&*store).await;
+    let no = created.out_trade_no.clone();
+    let prepare = prepared(&unique("wx"));
+    let pending = apply(&*store, &no, OrderStatus::Created, prepare.clone()).await;
+    for expected in [OrderStatus::Created, OrderStatus::Pending] {
+        let again = store
+            .transition(&no, expected, prepare.clone())
+            .await
+            .unwrap();
+        assert_eq!(again, TransitionOutcome::AlreadyApplied(pending.clone()));
+    }
+    let pay = paid(&unique("4200"));
+    let paid_order = apply(&*store, &no, OrderStatus::Pending, pay.clone()).await;
+    // A duplicate notification: same transaction, with a later paid_at even.
+    let mut duplicate = pay.clone();
+    if let Transition::Paid { paid_at, .. } = &mut duplicate {
+        *paid_at += Duration::seconds(1);
+    }
+    for transition in [pay.clone(), duplicate] {
+        let again = store
+            .transition(&no, OrderStatus::Pending, transition)
+            .await
+            .unwrap();
+        assert_eq!(again, TransitionOutcome::AlreadyApplied(paid_order.clone()));
+    }
+    assert_eq!(store.events_for_order(&no).await.unwrap().len(), 1);
+    let refunded = apply(&*store, &no, OrderStatus::Paid, Transition::Refunded).await;
+    let again = store
+        .transition(&no, OrderStatus::Paid, Transition::Refunded)
+        .await
+        .unwrap();
+    assert_eq!(again, TransitionOutcome::AlreadyApplied(refunded.clone()));
+    // The payment notification arriving after the refund is still just a duplicate.
+    let late = store
+        .transition(&no, OrderStatus::Pending, pay)
+        .await
+        .unwrap();
+    assert_eq!(late, TransitionOutcome::AlreadyApplied(refunded.clone()));
+    assert_eq!(get(&*store, &no).await, refunded);
+
+    // Closed and Failed repeat too.
+    let a = pending_order_number(&*store).await;
+    let closed = apply(&*store, &a, OrderStatus::Pending, Transition::Closed).await;
+    let again = store
+        .transition(&a, OrderStatus::Pending, Transition::Closed)
+        .await
+        .unwrap();
+    assert_eq!(again, TransitionOutcome::AlreadyApplied(closed));
+    let b = pending_order_number(&*store).await;
+    let failed = Transition::Failed {
+        reason: "PAYERROR: 支付失败".to_owned(),
+    };
+    let failed_order = apply(&*store, &b, OrderStatus::Pending, failed.clone()).await;
+    assert_eq!(
+        failed_order.failure_reason.as_deref(),
+        Some("PAYERROR: 支付失败")
+    );
+    let again = store
+        .transition(&b, OrderStatus::Pending, failed)
+        .await
+        .unwrap();
+    assert_eq!(again, TransitionOutcome::AlreadyApplied(failed_order));
+    deliver_all(&*store, &no).await;
+}
+
+async fn pending_order_number(store: &dyn OrderStore) -> OutTradeNo {
+    pending(store).await.out_trade_no
+}
+
+/// Transitions the machine does not have are refused and change nothing; an unknown order is
+/// `NotFound`.
+pub async fn impossible_transitions_are_refused(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let created = insert(&*store).await;
+    let no = created.out_trade_no.clone();
+    for (expected, transition) in [
+        (OrderStatus::Created, paid(&unique("4200"))),
+        (OrderStatus::Created, Transition::Refunded),
+        (OrderStatus::Paid, Transition::Closed),
+        (OrderStatus::Refunded, prepared("p")),
+    ] {
+        let err = store
+            .transition(&no, expected, transition.clone())
+            .await
+            .unwrap_err();
+        match err {
+            StoreError::Impossible {
+                out_trade_no,
+                from,
+                transition: name,
+            } => {
+                assert_eq!(out_trade_no, no);
+                assert_eq!(from, expected);
+                assert_eq!(name, transition.name());
+            }
+            other => panic!("{expected} {transition:?}: {other:?}"),
+        }
+    }
+    assert_eq!(get(&*store, &no).await, created, "refusals change nothing");
+    assert!(store.events_for_order(&no).await.unwrap().is_empty());
+
+    // Paid → Closed is refused on a paid order too.
+    let pending = pending(&*store).await;
+    let paid_order = apply(
+        &*store,
+        &pending.out_trade_no,
+        OrderStatus::Pending,
+        paid(&unique("4200")),
+    )
+    .await;
+    let err = store
+        .transition(&pending.out_trade_no, OrderStatus::Paid, Transition::Closed)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Impossible { .. }), "{err:?}");
+    assert_eq!(get(&*store, &pending.out_trade_no).await, paid_order);
+    deliver_all(&*store, &pending.out_trade_no).await;
+
+    let unknown = OutTradeNo::generate();
+    let err = store
+        .transition(&unknown, OrderStatus::Created, Transition::Closed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotFound { out_trade_no } if *out_trade_no == unknown),
+        "{err:?}"
+    );
+    store
+        .transition(&no, OrderStatus::Created, Transition::Closed)
+        .await
+        .unwrap();
+}
+
+/// A transition from a status the order is not in is a `Conflict` carrying the actual status.
+pub async fn compare_and_set_conflict(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let pending = pending(&*store).await;
+    let no = pending.out_trade_no.clone();
+    // Someone else prepared it with another prepay_id.
+    let err = store
+        .transition(&no, OrderStatus::Created, prepared(&unique("wx")))
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::Conflict {
+            out_trade_no,
+            expected,
+            actual,
+        } => {
+            assert_eq!(out_trade_no, no);
+            assert_eq!(expected, OrderStatus::Created);
+            assert_eq!(actual, OrderStatus::Pending);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Closing a CREATED order that is in fact PENDING.
+    let err = store
+        .transition(&no, OrderStatus::Created, Transition::Closed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                actual: OrderStatus::Pending,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(get(&*store, &no).await, pending);
+    let closed = apply(&*store, &no, OrderStatus::Pending, Transition::Closed).await;
+    // A payment with another transaction of an order paid by someone else: conflict.
+    let paid_order = apply(&*store, &no, OrderStatus::Closed, paid(&unique("4200"))).await;
+    let err = store
+        .transition(&no, OrderStatus::Closed, paid(&unique("4200")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                actual: OrderStatus::Paid,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(get(&*store, &no).await, paid_order);
+    assert_ne!(closed, paid_order);
+    assert_eq!(store.events_for_order(&no).await.unwrap().len(), 1);
+    deliver_all(&*store, &no).await;
+}
+
+/// `PENDING → PENDING` replaces an expired prepay id.
+pub async fn prepay_id_can_be_replaced(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let first = pending(&*store).await;
+    let no = first.out_trade_no.clone();
+    let fresh = unique("wx");
+    let replaced = apply(&*store, &no, OrderStatus::Pending, prepared(&fresh)).await;
+    assert_eq!(replaced.status, OrderStatus::Pending);
+    assert_eq!(replaced.prepay_id.as_deref(), Some(fresh.as_str()));
+    assert_ne!(replaced.prepay_id, first.prepay_id);
+    apply(&*store, &no, OrderStatus::Pending, Transition::Closed).await;
+}
+
+/// A payment reported after the order was closed (it raced the close) is recorded: `CLOSED →
+/// PAID` with its paid event. So is one reported after a failure.
+pub async fn payment_after_close_is_recorded(open: &dyn OpenStore) {
+    let store = open.open().await;
+    for end in [
+        Transition::Closed,
+        Transition::Failed {
+            reason: "USERPAYING timeout".to_owned(),
+        },
+    ] {
+        let pending = pending(&*store).await;
+        let no = pending.out_trade_no.clone();
+        let ended = apply(&*store, &no, OrderStatus::Pending, end).await;
+        let transaction_id = unique("4200");
+        let paid_order = apply(&*store, &no, ended.status, paid(&transaction_id)).await;
+        assert_eq!(paid_order.status, OrderStatus::Paid);
+        let events = store.events_for_order(&no).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].transaction_id, transaction_id);
+        deliver_all(&*store, &no).await;
+    }
+    // But a CLOSED order that never had a prepay id cannot have been paid.
+    let created = insert(&*store).await;
+    let no = created.out_trade_no.clone();
+    apply(&*store, &no, OrderStatus::Created, Transition::Closed).await;
+    let err = store
+        .transition(&no, OrderStatus::Closed, paid(&unique("4200")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Impossible { .. }), "{err:?}");
+    assert!(store.events_for_order(&no).await.unwrap().is_empty());
+}
+
+/// 64 concurrent `PENDING → PAID` transitions of one order: exactly one `Applied`, 63
+/// `AlreadyApplied`, exactly one paid event.
+pub async fn concurrent_payments_have_one_winner(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let pending = pending(&*store).await;
+    let no = pending.out_trade_no.clone();
+    let pay = paid(&unique("4200"));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let no = no.clone();
+            let pay = pay.clone();
+            tokio::spawn(async move {
+                let notification = format!("notify-{no}-{i}");
+                store
+                    .transition_with_notification(
+                        &no,
+                        OrderStatus::Pending,
+                        pay,
+                        Some(notification.as_str()),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    let mut already = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(TransitionOutcome::Applied(order)) => {
+                applied += 1;
+                assert_eq!(order.status, OrderStatus::Paid);
+            }
+            Ok(TransitionOutcome::AlreadyApplied(order)) => {
+                already += 1;
+                assert_eq!(order.status, OrderStatus::Paid);
+            }
+            Err(err) => panic!("a concurrent payment failed: {err:?}"),
+        }
+    }
+    assert_eq!((applied, already), (1, 63));
+    let events = store.events_for_order(&no).await.unwrap();
+    assert_eq!(events.len(), 1, "exactly one paid event: {events:?}");
+    for i in 0..64 {
+        let id = format!("notify-{no}-{i}");
+        assert!(store.has_notification(&id).await.unwrap(), "{id} recorded");
+    }
+    assert_eq!(get(&*store, &no).await.status, OrderStatus::Paid);
+    deliver_all(&*store, &no).await;
+}
+
+/// 32 concurrent closes and 32 concurrent payments of one `PENDING` order: exactly one call
+/// applies; the others are `AlreadyApplied` (same transition) or `Conflict` (the other one won).
+pub async fn concurrent_close_and_pay_have_one_winner(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let pending = pending(&*store).await;
+    let no = pending.out_trade_no.clone();
+    let pay = paid(&unique("4200"));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let no = no.clone();
+            let transition = if i % 2 == 0 {
+                pay.clone()
+            } else {
+                Transition::Closed
+            };
+            tokio::spawn(async move {
+                store
+                    .transition(&no, OrderStatus::Pending, transition)
+                    .await
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    let mut others = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(TransitionOutcome::Applied(order)) => applied.push(order),
+            Ok(TransitionOutcome::AlreadyApplied(_)) | Err(StoreError::Conflict { .. }) => {
+                others += 1;
+            }
+            Err(err) => panic!("unexpected error: {err:?}"),
+        }
+    }
+    assert_eq!(applied.len(), 1, "exactly one winner: {applied:?}");
+    assert_eq!(others, 63);
+    let winner = &applied[0];
+    assert_eq!(get(&*store, &no).await, *winner);
+    let events = store.events_for_order(&no).await.unwrap();
+    match winner.status {
+        OrderStatus::Paid => assert_eq!(events.len(), 1),
+        OrderStatus::Closed => assert!(events.is_empty()),
+        other => panic!("winner is {other}"),
+    }
+    deliver_all(&*store, &no).await;
+}
+
+/// The second record of a notification id is a duplicate.
+pub async fn inbox_dedupes(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let id = unique("EV");
+    let no = OutTradeNo::generate();
+    assert!(!store.has_notification(&id).await.unwrap());
+    assert_eq!(
+        store.record_notification(&id, Some(&no)).await.unwrap(),
+        InboxOutcome::New
+    );
+    assert!(store.has_notification(&id).await.unwrap());
+    assert_eq!(
+        store.record_notification(&id, Some(&no)).await.unwrap(),
+        InboxOutcome::Duplicate
+    );
+    assert_eq!(
+        store.record_notification(&id, None).await.unwrap(),
+        InboxOutcome::Duplicate
+    );
+    // Without an order number, and a long id.
+    let other = format!("{}-{}", unique("EV"), "x".repeat(100));
+    assert_eq!(
+        store.record_notification(&other, None).await.unwrap(),
+        InboxOutcome::New
+    );
+    assert_eq!(
+        store.record_notification(&other, None).await.unwrap(),
+        InboxOutcome::Duplicate
+    );
+    // Ids are case-sensitive.
+    let upper = id.to_uppercase();
+    if upper != id {
+        assert!(!store.has_notification(&upper).await.unwrap());
+    }
+}
+
+/// 64 concurrent records of one notification id: exactly one `New`.
+pub async fn inbox_dedupes_concurrently(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let id = unique("EV");
+    let no = OutTradeNo::generate();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let id = id.clone();
+            let no = no.clone();
+            tokio::spawn(async move { store.record_notification(&id, Some(&no)).await })
+        })
+        .collect();
+    let mut new = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(InboxOutcome::New) => new += 1,
+            Ok(InboxOutcome::Duplicate) => {}
+            Err(err) => panic!("a concurrent record failed: {err:?}"),
+        }
+    }
+    assert_eq!(new, 1, "exactly one New");
+}
+
+/// `transition_with_notification` records the id with a successful transition (applied or
+/// already applied) and not with a refused one, so the upstream's retry is not taken for a
+/// duplicate.
+pub async fn notification_recorded_with_transition(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let created = insert(&*store).await;
+    let no = created.out_trade_no.clone();
+    let refused = unique("EV");
+    let err = store
+        .transition_with_notification(
+            &no,
+            OrderStatus::Pending,
+            paid(&unique("4200")),
+            Some(&refused),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(!store.has_notification(&refused).await.unwrap());
+    let unknown = unique("EV");
+    let err = store
+        .transition_with_notification(
+            &OutTradeNo::generate(),
+            OrderStatus::Pending,
+            paid(&unique("4200")),
+            Some(&unknown),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(!store.has_notification(&unknown).await.unwrap());
+
+    apply(&*store, &no, OrderStatus::Created, prepared(&unique("wx"))).await;
+    let pay = paid(&unique("4200"));
+    let first = store
+        .transition_with_notification(&no, OrderStatus::Pending, pay.clone(), Some(&refused))
+        .await
+        .unwrap();
+    assert!(first.is_applied());
+    assert!(store.has_notification(&refused).await.unwrap());
+    assert_eq!(
+        store
+            .record_notification(&refused, Some(&no))
+            .await
+            .unwrap(),
+        InboxOutcome::Duplicate
+    );
+    // A second notification of the same payment: already applied, recorded too.
+    let second = unique("EV");
+    let again = store
+        .transition_with_notification(&no, OrderStatus::Pending, pay, Some(&second))
+        .await
+        .unwrap();
+    assert_eq!(again, TransitionOutcome::AlreadyApplied(first.into_order()));
+    assert!(store.has_notification(&second).await.unwrap());
+    deliver_all(&*store, &no).await;
+}
+
+/// Paid events are listed until marked delivered, oldest first; marking is idempotent.
+pub async fn outbox_delivery(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let mut numbers = Vec::new();
+    for _ in 0..3 {
+        let pending = pending(&*store).await;
+        apply(
+            &*store,
+            &pending.out_trade_no,
+            OrderStatus::Pending,
+            paid(&unique("4200")),
+        )
+        .await;
+        numbers.push(pending.out_trade_no);
+    }
+    let ids: Vec<String> = numbers.iter().map(PaidEvent::id_for).collect();
+    let ours = |events: &[PaidEvent]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| ids.contains(&e.event_id))
+            .map(|e| e.event_id.clone())
+            .collect()
+    };
+    let undelivered = store.undelivered_events(10_000).await.unwrap();
+    assert_eq!(ours(&undelivered), ids, "ours, oldest first");
+    assert!(undelivered.iter().all(|e| e.delivered_at.is_none()));
+    assert!(store.undelivered_events(1).await.unwrap().len() <= 1);
+    assert!(store.undelivered_events(0).await.unwrap().is_empty());
+
+    store.mark_delivered(&ids[0]).await.unwrap();
+    let undelivered = store.undelivered_events(10_000).await.unwrap();
+    assert_eq!(ours(&undelivered), ids[1..].to_vec());
+    let delivered = store.events_for_order(&numbers[0]).await.unwrap();
+    let delivered_at = delivered[0].delivered_at.expect("delivered_at set");
+    assert_recent(delivered_at, "delivered_at");
+    store.mark_delivered(&ids[0]).await.unwrap();
+    assert_eq!(
+        store.events_for_order(&numbers[0]).await.unwrap()[0].delivered_at,
+        Some(delivered_at),
+        "marking again keeps the first time"
+    );
+    let err = store.mark_delivered(&unique("paid")).await.unwrap_err();
+    assert!(matches!(err, StoreError::EventNotFound { .. }), "{err:?}");
+    for no in &numbers[1..] {
+        deliver_all(&*store, no).await;
+    }
+    let undelivered = store.undelivered_events(10_000).await.unwrap();
+    assert!(ours(&undelivered).is_empty());
+}
+
+/// `list_stale` finds orders of a status last changed before a cutoff, oldest first.
+pub async fn list_stale_orders(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let a = pending(&*store).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let b = pending(&*store).await;
+    let c = insert(&*store).await;
+    let numbers = |orders: &[Order]| -> Vec<OutTradeNo> {
+        orders
+            .iter()
+            .filter(|o| {
+                [&a, &b, &c]
+                    .iter()
+                    .any(|x| x.out_trade_no == o.out_trade_no)
+            })
+            .map(|o| o.out_trade_no.clone())
+            .collect()
+    };
+    let after_b = b.updated_at + Duration::milliseconds(1);
+    let stale = store
+        .list_stale(OrderStatus::Pending, after_b, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        numbers(&stale),
+        vec![a.out_trade_no.clone(), b.out_trade_no.clone()]
+    );
+    assert!(
+        stale
+            .iter()
+            .all(|o| o.status == OrderStatus::Pending && o.updated_at < after_b)
+    );
+    assert!(stale.windows(2).all(|w| w[0].updated_at <= w[1].updated_at));
+    let found_a = stale
+        .iter()
+        .find(|o| o.out_trade_no == a.out_trade_no)
+        .unwrap();
+    assert_eq!(*found_a, a);
+    // Strictly before: b itself is not stale at its own update time.
+    let stale = store
+        .list_stale(OrderStatus::Pending, b.updated_at, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(numbers(&stale), vec![a.out_trade_no.clone()]);
+    let created = store
+        .list_stale(
+            OrderStatus::Created,
+            c.updated_at + Duration::milliseconds(1),
+            10_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(numbers(&created), vec![c.out_trade_no.clone()]);
+    assert!(
+        store
+            .list_stale(OrderStatus::Pending, after_b, 1)
+            .await
+            .unwrap()
+            .len()
+            <= 1
+    );
+    assert!(
+        store
+            .list_stale(OrderStatus::Pending, after_b, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for order in [&a, &b] {
+        apply(
+            &*store,
+            &order.out_trade_no,
+            OrderStatus::Pending,
+            Transition::Closed,
+        )
+        .await;
+    }
+    apply(
+        &*store,
+        &c.out_trade_no,
+        OrderStatus::Created,
+        Transition::Closed,
+    )
+    .await;
+    let stale = store
+        .list_stale(OrderStatus::Pending, after_b, 10_000)
+        .await
+        .unwrap();
+    assert!(numbers(&stale).is_empty());
+}
+
+/// Mismatches are recorded per order, oldest first, and change nothing.
+pub async fn mismatches_are_recorded(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let order = pending(&*store).await;
+    let no = order.out_trade_no.clone();
+    assert!(store.mismatches(&no).await.unwrap().is_empty());
+    store
+        .record_mismatch(&no, "amount.total 1 != 1999")
+        .await
+        .unwrap();
+    store.record_mismatch(&no, "appid 不一致").await.unwrap();
+    let found = store.mismatches(&no).await.unwrap();
+    assert_eq!(
+        found.iter().map(|m| m.detail.as_str()).collect::<Vec<_>>(),
+        ["amount.total 1 != 1999", "appid 不一致"]
+    );
+    assert!(found.iter().all(|m| m.out_trade_no == no));
+    assert_recent(found[0].recorded_at, "recorded_at");
+    assert_eq!(get(&*store, &no).await, order);
+    // About an order the store does not have.
+    let unknown = OutTradeNo::generate();
+    store
+        .record_mismatch(&unknown, "unknown order")
+        .await
+        .unwrap();
+    assert_eq!(store.mismatches(&unknown).await.unwrap().len(), 1);
+    apply(&*store, &no, OrderStatus::Pending, Transition::Closed).await;
+}
+
+/// Orders, notification ids, paid events and mismatches survive closing and reopening the store.
+pub async fn data_survives_reopening(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let paid_order = {
+        let pending = pending(&*store).await;
+        store
+            .transition_with_notification(
+                &pending.out_trade_no,
+                OrderStatus::Pending,
+                paid(&unique("4200")),
+                Some(&format!("EV-{}", pending.out_trade_no)),
+            )
+            .await
+            .unwrap()
+            .into_order()
+    };
+    let created = insert(&*store).await;
+    let notification = unique("EV");
+    store
+        .record_notification(&notification, None)
+        .await
+        .unwrap();
+    store
+        .record_mismatch(&created.out_trade_no, "detail")
+        .await
+        .unwrap();
+    let events = store
+        .events_for_order(&paid_order.out_trade_no)
+        .await
+        .unwrap();
+    drop(store);
+
+    let store = open.open().await;
+    assert_eq!(get(&*store, &paid_order.out_trade_no).await, paid_order);
+    assert_eq!(get(&*store, &created.out_trade_no).await, created);
+    assert_eq!(
+        store
+            .record_notification(&notification, None)
+            .await
+            .unwrap(),
+        InboxOutcome::Duplicate
+    );
+    assert!(
+        store
+            .has_notification(&format!("EV-{}", paid_order.out_trade_no))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .events_for_order(&paid_order.out_trade_no)
+            .await
+            .unwrap(),
+        events
+    );
+    assert_eq!(
+        store.mismatches(&created.out_trade_no).await.unwrap().len(),
+        1
+    );
+    // And it still works after reopening.
+    let again = store
+        .transition(
+            &paid_order.out_trade_no,
+            OrderStatus::Pending,
+            paid("other"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::Conflict { .. }), "{again:?}");
+    apply(
+        &*store,
+        &created.out_trade_no,
+        OrderStatus::Created,
+        Transition::Closed,
+    )
+    .await;
+    deliver_all(&*store, &paid_order.out_trade_no).await;
+}

@@ -1,0 +1,52 @@
+//! The conformance suite on [`SqlxStore`] with MySQL/MariaDB.
+//!
+//! Reads the database URL from `WXPAY_TEST_MYSQL_URL` (e.g. `mysql://root@127.0.0.1:3306/test`). Without it the
+//! tests are skipped with a note, except under `CI=true`, where a missing URL fails them.
+//! The suite uses fresh order numbers and deletes nothing, so the database may be shared.
+#![cfg(all(feature = "mysql", feature = "testing"))]
+
+use std::sync::Arc;
+
+use wxpay_core::store::testing::OpenStore;
+use wxpay_core::store::{OrderStore, SqlxStore};
+
+const URL_VAR: &str = "WXPAY_TEST_MYSQL_URL";
+
+/// The database URL, or `None` (skip) when it is not configured outside CI.
+fn database_url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("{URL_VAR} is not set: under CI=true the MySQL/MariaDB store tests must run")
+        }
+        _ => {
+            eprintln!(
+                "skipped: set {URL_VAR} (e.g. mysql://root@127.0.0.1:3306/test) to run the MySQL/MariaDB store tests"
+            );
+            None
+        }
+    }
+}
+
+fn opener() -> Option<impl OpenStore> {
+    let url = database_url()?;
+    Some(move || {
+        let url = url.clone();
+        async move {
+            let store = SqlxStore::connect(&url)
+                .await
+                .unwrap_or_else(|err| panic!("connect to {URL_VAR}: {err}"));
+            Arc::new(store) as Arc<dyn OrderStore>
+        }
+    })
+}
+
+wxpay_core::store_conformance_tests!(opener());
+
+#[tokio::test]
+async fn connects_to_the_right_backend() {
+    let Some(url) = database_url() else { return };
+    let store = SqlxStore::connect(&url).await.unwrap();
+    assert_eq!(store.backend_name(), "mysql");
+    store.close().await;
+}
