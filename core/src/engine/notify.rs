@@ -123,16 +123,36 @@ async fn mark_paid(
         paid_at: report.paid_at.unwrap_or_else(|| inner.clock.now()),
         payer: report.payer.clone(),
     };
-    // A payment can race a close: CLOSED and FAILED orders may still become PAID.
-    let expected = match order.status {
+    // A payment can race a close: CLOSED and FAILED orders may still become PAID. The order
+    // may also have moved since it was read (a reconciler closing it just now): then re-read
+    // its status from the conflict and try again, rather than dropping a real payment.
+    let mut expected = match order.status {
         OrderStatus::Closed | OrderStatus::Failed => order.status,
         _ => OrderStatus::Pending,
     };
-    match inner
-        .store
-        .transition_with_notification(&order.out_trade_no, expected, transition, event_id)
-        .await
-    {
+    let mut retries_left = 2;
+    let result = loop {
+        match inner
+            .store
+            .transition_with_notification(
+                &order.out_trade_no,
+                expected,
+                transition.clone(),
+                event_id,
+            )
+            .await
+        {
+            Err(StoreError::Conflict {
+                actual: actual @ (OrderStatus::Pending | OrderStatus::Closed | OrderStatus::Failed),
+                ..
+            }) if retries_left > 0 && actual != expected => {
+                retries_left -= 1;
+                expected = actual;
+            }
+            result => break result,
+        }
+    };
+    match result {
         Ok(outcome) => {
             if outcome.is_applied() {
                 tracing::info!(out_trade_no = %order.out_trade_no, "order paid");

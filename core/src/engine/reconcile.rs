@@ -51,7 +51,15 @@ pub(super) async fn run(inner: &Inner) -> ReconcileReport {
         match upstream.state {
             PaymentState::Paid => {
                 let response = notify::apply_report(inner, &order, &upstream, None).await;
-                if response.status().is_success() {
+                // A success reply also covers a report that was recorded as a mismatch and left
+                // the order unpaid: count what the store now says.
+                let paid = response.status().is_success()
+                    && matches!(
+                        inner.store.get(&order.out_trade_no).await,
+                        Ok(Some(current))
+                            if matches!(current.status, OrderStatus::Paid | OrderStatus::Refunded)
+                    );
+                if paid {
                     report.paid += 1;
                 } else {
                     report.failed += 1;

@@ -9,7 +9,7 @@ use time::Duration;
 
 use crate::fields::{NotifyUrl, OutTradeNo};
 use crate::order::Order;
-use crate::v3::model::{PrepayAmount, PrepayPayer, SceneInfo};
+use crate::v3::model::{PrepayAmount, PrepayPayer};
 use crate::v3::{
     ClientError, JsapiPrepayRequest, NotificationError, TradeState, Transaction, V3Client,
     VerifyError,
@@ -122,11 +122,15 @@ impl Provider for V3Provider {
     async fn prepay(
         &self,
         order: &Order,
-        client_ip: Option<IpAddr>,
+        _client_ip: Option<IpAddr>,
     ) -> Result<Prepay, ProviderError> {
         let credentials = self.client.credentials();
-        // No time_expire: a retry after an unknown outcome must send identical parameters, and
-        // WeChat Pay's own expiry of the prepay_id (2 h) is what the engine tracks.
+        // The request is a function of the stored order only, so that a retry after a failure
+        // (whose effect upstream is unknown) sends identical parameters and gets the same
+        // prepay_id instead of OUT_TRADE_NO_USED. Hence no time_expire (WeChat Pay's own 2 h
+        // expiry of the prepay_id is what the engine tracks) and no scene_info: the payer's
+        // address is not stored and changes between retries (mobile networks, another proxy
+        // hop), and it is optional for JSAPI.
         let request = JsapiPrepayRequest {
             appid: credentials.appid().to_owned(),
             mchid: credentials.mchid().to_owned(),
@@ -142,9 +146,7 @@ impl Provider for V3Provider {
             payer: PrepayPayer {
                 openid: order.openid.clone(),
             },
-            scene_info: client_ip.map(|ip| SceneInfo {
-                payer_client_ip: ip.to_string(),
-            }),
+            scene_info: None,
         };
         let issued_at = self.client.clock().now();
         let response = self
