@@ -13,7 +13,7 @@ fn database_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
         let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let path: PathBuf = std::env::temp_dir().join(format!(
+        let path: PathBuf = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "wxpay-store-test-{}-{nanos}.sqlite",
             std::process::id()
         ));
@@ -34,7 +34,7 @@ wxpay_core::store_conformance_tests!(opener());
 
 #[tokio::test]
 async fn connect_creates_the_file_in_wal_mode() {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "wxpay-store-wal-{}-{}",
         std::process::id(),
         time::OffsetDateTime::now_utc().unix_timestamp_nanos()

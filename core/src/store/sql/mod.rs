@@ -39,6 +39,10 @@ use crate::order::{NewOrder, Order, OrderStatus, Transition, truncate_to_millis}
 /// `SQLITE_BUSY`) or lost a compare-and-set race is tried before giving up.
 const MAX_ATTEMPTS: u32 = 32;
 
+/// How often the SQLite migrations are run before a failure is reported.
+#[cfg(feature = "sqlite")]
+const MIGRATION_ATTEMPTS: u32 = 10;
+
 /// Placeholder style of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(dead_code)] // Which variants are built depends on the features.
@@ -386,16 +390,34 @@ impl SqlxStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(backend)?;
-        migrator(EmbeddedMigrations(MIGRATIONS_SQLITE))
-            .await?
-            .run(&pool)
-            .await
-            .map_err(migrate_error)?;
+        // Two pools (or processes) opening a new file at once can race: switching it to WAL can
+        // fail with "database is locked", and since sqlx cannot lock an SQLite database for its
+        // migrator as it does PostgreSQL and MySQL, the loser's migration transaction can fail
+        // ("table already exists") and roll back. Trying again then finds the work done.
+        let migrator = migrator(EmbeddedMigrations(MIGRATIONS_SQLITE)).await?;
+        let mut attempt = 0;
+        let pool = loop {
+            attempt += 1;
+            let opened = match SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.clone())
+                .await
+            {
+                Ok(pool) => match migrator.run(&pool).await {
+                    Ok(()) => Ok(pool),
+                    Err(err) => Err(migrate_error(err)),
+                },
+                Err(err) => Err(backend(err)),
+            };
+            match opened {
+                Ok(pool) => break pool,
+                Err(err) if attempt < MIGRATION_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %err, "opening SQLite raced, retrying");
+                    tokio::time::sleep(backoff(attempt) * 10).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
         Ok(Pool::Sqlite(pool))
     }
 
