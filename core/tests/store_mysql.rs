@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use wxpay_core::store::testing::OpenStore;
-use wxpay_core::store::{OrderStore, SqlxStore};
+use wxpay_core::store::{OrderStore, SqlxStore, SqlxStoreOptions};
 
 const URL_VAR: &str = "WXPAY_TEST_MYSQL_URL";
 
@@ -33,7 +33,9 @@ fn opener() -> Option<impl OpenStore> {
     Some(move || {
         let url = url.clone();
         async move {
-            let store = SqlxStore::connect(&url)
+            // Small pools: every test has its own, and tests run in parallel against one server.
+            let options = SqlxStoreOptions::default().max_connections(4);
+            let store = SqlxStore::connect_with(&url, options)
                 .await
                 .unwrap_or_else(|err| panic!("connect to {URL_VAR}: {err}"));
             Arc::new(store) as Arc<dyn OrderStore>

@@ -42,7 +42,7 @@ pub mod testing;
 
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-pub use sql::SqlxStore;
+pub use sql::{SqlxStore, SqlxStoreOptions};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -299,6 +299,30 @@ macro_rules! dispatch {
     };
 }
 
+/// Options for [`SqlxStore::connect_with`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqlxStoreOptions {
+    /// Most connections the pool opens (at least 1). Default 10.
+    pub max_connections: u32,
+}
+
+impl Default for SqlxStoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+        }
+    }
+}
+
+impl SqlxStoreOptions {
+    /// These options with at most `max_connections` pooled connections.
+    pub fn max_connections(mut self, max_connections: u32) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+}
+
 /// An [`OrderStore`] in SQLite, PostgreSQL or MySQL/MariaDB, chosen by the URL given to
 /// [`SqlxStore::connect`]. Tables are prefixed `wxpay_`.
 ///
@@ -328,11 +352,17 @@ impl SqlxStore {
     ///
     /// A URL of a backend this build lacks is [`StoreError::UnsupportedUrl`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, SqlxStoreOptions::default()).await
+    }
+
+    /// [`SqlxStore::connect`] with pool options.
+    pub async fn connect_with(url: &str, options: SqlxStoreOptions) -> Result<Self, StoreError> {
+        let size = options.max_connections.max(1);
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         let pool = match scheme {
-            "sqlite" => Self::sqlite_pool(url).await?,
-            "postgres" | "postgresql" => Self::postgres_pool(url).await?,
-            "mysql" | "mariadb" => Self::mysql_pool(url).await?,
+            "sqlite" => Self::sqlite_pool(url, size).await?,
+            "postgres" | "postgresql" => Self::postgres_pool(url, size).await?,
+            "mysql" | "mariadb" => Self::mysql_pool(url, size).await?,
             _ => {
                 return Err(StoreError::UnsupportedUrl(format!(
                     "{scheme:?}: expected sqlite:, postgres:, postgresql:, mysql: or mariadb:"
@@ -376,7 +406,7 @@ impl SqlxStore {
     }
 
     #[cfg(feature = "sqlite")]
-    async fn sqlite_pool(url: &str) -> Result<Pool, StoreError> {
+    async fn sqlite_pool(url: &str, max_connections: u32) -> Result<Pool, StoreError> {
         use std::str::FromStr;
 
         use sqlx::sqlite::{
@@ -399,7 +429,7 @@ impl SqlxStore {
         let pool = loop {
             attempt += 1;
             let opened = match SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(max_connections)
                 .connect_with(options.clone())
                 .await
             {
@@ -422,14 +452,14 @@ impl SqlxStore {
     }
 
     #[cfg(not(feature = "sqlite"))]
-    async fn sqlite_pool(_url: &str) -> Result<Pool, StoreError> {
+    async fn sqlite_pool(_url: &str, _max_connections: u32) -> Result<Pool, StoreError> {
         Err(missing_feature("sqlite"))
     }
 
     #[cfg(feature = "postgres")]
-    async fn postgres_pool(url: &str) -> Result<Pool, StoreError> {
+    async fn postgres_pool(url: &str, max_connections: u32) -> Result<Pool, StoreError> {
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(10)
+            .max_connections(max_connections)
             .connect(url)
             .await
             .map_err(backend)?;
@@ -442,18 +472,18 @@ impl SqlxStore {
     }
 
     #[cfg(not(feature = "postgres"))]
-    async fn postgres_pool(_url: &str) -> Result<Pool, StoreError> {
+    async fn postgres_pool(_url: &str, _max_connections: u32) -> Result<Pool, StoreError> {
         Err(missing_feature("postgres"))
     }
 
     #[cfg(feature = "mysql")]
-    async fn mysql_pool(url: &str) -> Result<Pool, StoreError> {
+    async fn mysql_pool(url: &str, max_connections: u32) -> Result<Pool, StoreError> {
         let url = match url.strip_prefix("mariadb:") {
             Some(rest) => format!("mysql:{rest}"),
             None => url.to_owned(),
         };
         let pool = sqlx::mysql::MySqlPoolOptions::new()
-            .max_connections(10)
+            .max_connections(max_connections)
             .connect(&url)
             .await
             .map_err(backend)?;
@@ -466,7 +496,7 @@ impl SqlxStore {
     }
 
     #[cfg(not(feature = "mysql"))]
-    async fn mysql_pool(_url: &str) -> Result<Pool, StoreError> {
+    async fn mysql_pool(_url: &str, _max_connections: u32) -> Result<Pool, StoreError> {
         Err(missing_feature("mysql"))
     }
 
