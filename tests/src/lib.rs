@@ -1,1 +1,155 @@
-//! End-to-end tests across the wxpay crates live in `tests/`.
+//! End-to-end tests across the wxpay crates live in `tests/`; this library holds their helpers:
+//! building and running the example binaries as a user would, through their environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// A fresh scratch directory under the system temp directory.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("wxpay-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// The path of an example binary of wxpay-examples, built now with `cargo build` (a no-op
+/// when `cargo test --workspace --all-features` already built it). `WXPAY_EXAMPLE_BIN_DIR`
+/// names a directory of prebuilt example binaries instead.
+pub fn example_binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("WXPAY_EXAMPLE_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Same package selection and features as the README's test command, so the build is shared.
+    let output = Command::new(cargo)
+        .current_dir(repo_root())
+        .args([
+            "build",
+            "--workspace",
+            "--all-features",
+            "--example",
+            name,
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo build: {e}"));
+    assert!(
+        output.status.success(),
+        "cargo build --example {name} failed"
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo did not report the {name} executable"))
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// A child process killed (by its own pid) when dropped; its output goes to files.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    /// Where its stdout goes.
+    pub stdout: PathBuf,
+    /// Where its stderr goes.
+    pub stderr: PathBuf,
+}
+
+impl Running {
+    /// Starts `binary` in `dir` with `vars` on top of the environment less every `WXPAY_*`
+    /// variable and `DATABASE_URL`.
+    pub fn start(binary: &Path, dir: &Path, vars: &[(&str, String)]) -> Self {
+        let stdout = dir.join("stdout.log");
+        let stderr = dir.join("stderr.log");
+        let mut command = Command::new(binary);
+        command.current_dir(dir);
+        for (key, _) in std::env::vars_os() {
+            let key_text = key.to_string_lossy();
+            if key_text.starts_with("WXPAY_") || key_text == "DATABASE_URL" {
+                command.env_remove(&key);
+            }
+        }
+        command.env("RUST_LOG", "info,sqlx=warn");
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout log"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Its output so far (stdout then stderr), for assertions and failure messages.
+    pub fn output(&self) -> String {
+        let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+        let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        format!("--- stdout\n{out}\n--- stderr\n{err}")
+    }
+
+    /// Waits until `GET {base}/health` answers 200, or panics with the output.
+    pub async fn wait_healthy(&mut self, base: &str, timeout: Duration) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the app exited early ({status}):\n{}", self.output());
+            }
+            if let Ok(response) = http.get(format!("{base}/health")).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app did not become healthy:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the process to exit by itself and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
