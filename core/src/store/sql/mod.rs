@@ -73,6 +73,16 @@ impl Dialect {
         out
     }
 
+    /// The clause that makes an `INSERT` skip a row whose `key` exists (empty on MySQL, where
+    /// the duplicate is an error to catch: its `ON DUPLICATE KEY UPDATE` no-op reports one
+    /// affected row under the `CLIENT_FOUND_ROWS` flag sqlx sets, so it cannot tell).
+    fn on_conflict_do_nothing(self, key: &str) -> String {
+        match self {
+            Dialect::MySql => String::new(),
+            Dialect::Sqlite | Dialect::Postgres => format!(" ON CONFLICT ({key}) DO NOTHING"),
+        }
+    }
+
     /// An insert into the inbox that does nothing when the id is there already.
     fn insert_inbox_if_absent(self) -> &'static str {
         match self {

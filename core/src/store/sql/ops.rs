@@ -127,9 +127,12 @@ pub(super) async fn insert_if_absent(
     pool: &Pool,
     order: &Order,
 ) -> Result<InsertOutcome, StoreError> {
+    // ON CONFLICT DO NOTHING where the backend has it (no error in the server's log for an
+    // expected duplicate); MySQL reports the duplicate as an error instead.
     let query = sql(&format!(
         "INSERT INTO wxpay_orders ({ORDER_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
+        DIALECT.on_conflict_do_nothing("out_trade_no")
     ));
     let amount = i64_of(order.amount.fen(), "amount")?;
     let query = &query;
@@ -157,17 +160,22 @@ pub(super) async fn insert_if_absent(
             .execute(pool)
             .await;
         match inserted {
-            Ok(_) => Ok(InsertOutcome::Inserted(order.clone())),
-            Err(err) if is_unique_violation(&err) => {
-                match get_versioned(pool, &order.out_trade_no).await? {
-                    Some((existing, _)) => Ok(InsertOutcome::Existing(existing)),
-                    None => Err(backend(err)),
-                }
-            }
+            Ok(done) if done.rows_affected() == 1 => Ok(InsertOutcome::Inserted(order.clone())),
+            Ok(_) => existing(pool, &order.out_trade_no).await,
+            Err(err) if is_unique_violation(&err) => existing(pool, &order.out_trade_no).await,
             Err(err) => Err(backend(err)),
         }
     })
     .await
+}
+
+async fn existing(pool: &Pool, out_trade_no: &OutTradeNo) -> Result<InsertOutcome, StoreError> {
+    match get_versioned(pool, out_trade_no).await? {
+        Some((order, _)) => Ok(InsertOutcome::Existing(order)),
+        None => Err(StoreError::Backend(
+            format!("order {out_trade_no} was reported existing but is not there").into(),
+        )),
+    }
 }
 
 pub(super) async fn transition(
@@ -299,8 +307,10 @@ pub(super) async fn record_notification(
     out_trade_no: Option<&OutTradeNo>,
     now: OffsetDateTime,
 ) -> Result<InboxOutcome, StoreError> {
-    let query =
-        &sql("INSERT INTO wxpay_inbox (event_id, out_trade_no, received_at) VALUES (?, ?, ?)");
+    let query = &sql(&format!(
+        "INSERT INTO wxpay_inbox (event_id, out_trade_no, received_at) VALUES (?, ?, ?){}",
+        DIALECT.on_conflict_do_nothing("event_id")
+    ));
     retry(|| async move {
         let inserted = sqlx::query(query)
             .bind(event_id)
@@ -309,7 +319,8 @@ pub(super) async fn record_notification(
             .execute(pool)
             .await;
         match inserted {
-            Ok(_) => Ok(InboxOutcome::New),
+            Ok(done) if done.rows_affected() == 1 => Ok(InboxOutcome::New),
+            Ok(_) => Ok(InboxOutcome::Duplicate),
             Err(err) if is_unique_violation(&err) => Ok(InboxOutcome::Duplicate),
             Err(err) => Err(backend(err)),
         }
