@@ -23,3 +23,96 @@ async fn run_all_runs_every_case() {
     wxpay_core::store::testing::run_all(&open).await;
     assert_eq!(wxpay_core::store::testing::CASES.len(), 18);
 }
+
+/// The suite has teeth: a store that checks the status and then writes without holding a lock
+/// (a check-then-act race) fails the concurrency case.
+mod racy {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use time::OffsetDateTime;
+    use wxpay_core::fields::OutTradeNo;
+    use wxpay_core::order::{Decision, NewOrder, Order, OrderStatus, Transition};
+    use wxpay_core::store::{
+        InboxOutcome, InsertOutcome, MemoryStore, Mismatch, OrderStore, PaidEvent, StoreError,
+        TransitionOutcome,
+    };
+
+    /// Reports `Applied` whenever its (stale) read said so.
+    #[derive(Debug, Clone, Default)]
+    struct RacyStore(MemoryStore);
+
+    #[async_trait]
+    impl OrderStore for RacyStore {
+        async fn insert_if_absent(&self, order: NewOrder) -> Result<InsertOutcome, StoreError> {
+            self.0.insert_if_absent(order).await
+        }
+        async fn get(&self, no: &OutTradeNo) -> Result<Option<Order>, StoreError> {
+            self.0.get(no).await
+        }
+        async fn transition_with_notification(
+            &self,
+            no: &OutTradeNo,
+            expected: OrderStatus,
+            transition: Transition,
+            notification_id: Option<&str>,
+        ) -> Result<TransitionOutcome, StoreError> {
+            let before = self.0.get(no).await?.expect("order");
+            let decision = before.decide(expected, &transition)?;
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let after = self
+                .0
+                .transition_with_notification(no, expected, transition, notification_id)
+                .await?
+                .into_order();
+            Ok(match decision {
+                Decision::Apply => TransitionOutcome::Applied(after),
+                Decision::AlreadyApplied => TransitionOutcome::AlreadyApplied(after),
+            })
+        }
+        async fn record_notification(
+            &self,
+            id: &str,
+            no: Option<&OutTradeNo>,
+        ) -> Result<InboxOutcome, StoreError> {
+            self.0.record_notification(id, no).await
+        }
+        async fn has_notification(&self, id: &str) -> Result<bool, StoreError> {
+            self.0.has_notification(id).await
+        }
+        async fn undelivered_events(&self, limit: u32) -> Result<Vec<PaidEvent>, StoreError> {
+            self.0.undelivered_events(limit).await
+        }
+        async fn events_for_order(&self, no: &OutTradeNo) -> Result<Vec<PaidEvent>, StoreError> {
+            self.0.events_for_order(no).await
+        }
+        async fn mark_delivered(&self, id: &str) -> Result<(), StoreError> {
+            self.0.mark_delivered(id).await
+        }
+        async fn list_stale(
+            &self,
+            status: OrderStatus,
+            before: OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<Order>, StoreError> {
+            self.0.list_stale(status, before, limit).await
+        }
+        async fn record_mismatch(&self, no: &OutTradeNo, detail: &str) -> Result<(), StoreError> {
+            self.0.record_mismatch(no, detail).await
+        }
+        async fn mismatches(&self, no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError> {
+            self.0.mismatches(no).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[should_panic(expected = "assertion `left == right` failed")]
+    async fn the_concurrency_case_catches_a_check_then_act_store() {
+        let store = RacyStore::default();
+        let open = move || {
+            let store = store.clone();
+            async move { Arc::new(store) as Arc<dyn OrderStore> }
+        };
+        wxpay_core::store::testing::concurrent_payments_have_one_winner(&open).await;
+    }
+}
