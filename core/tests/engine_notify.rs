@@ -51,6 +51,14 @@ async fn assert_paid_once(h: &Harness, no: &str, transaction_id: &str) -> PaidEv
 }
 
 /// Asserts the order is still unpaid with no outbox event.
+/// A mismatched payment: the order failed, was not paid, and has no paid event.
+async fn assert_failed_unpaid(h: &Harness, no: &str) {
+    let order = h.store.order(no).await;
+    assert_eq!(order.status, OrderStatus::Failed, "{no}");
+    assert!(order.transaction_id.is_none());
+    assert!(h.store.events(no).await.is_empty());
+}
+
 async fn assert_unpaid(h: &Harness, no: &str) {
     let order = h.store.order(no).await;
     assert_eq!(order.status, OrderStatus::Pending);
@@ -449,7 +457,7 @@ async fn a_mismatched_payment_is_recorded_acknowledged_and_never_marks_paid() {
         // Upstream the order is 100 fen CNY for this merchant; the store says otherwise.
         let prepay = upstream_only_order(&h, no, 100).await;
         pay_mismatched(&h, alter(stored_like(&h, no, 100)), &prepay).await;
-        assert_unpaid(&h, no).await;
+        assert_failed_unpaid(&h, no).await;
         let mismatches = h.store.mismatches_of(no).await;
         assert_eq!(mismatches.len(), 1, "{no}: {mismatches:?}");
         assert!(mismatches[0].detail.contains(what), "{mismatches:?}");
@@ -463,14 +471,17 @@ async fn a_mismatched_payment_is_recorded_acknowledged_and_never_marks_paid() {
         .build()
         .unwrap();
     let report = engine.reconcile().await;
-    assert_eq!(report.checked, 4);
+    // The mismatched orders left PENDING for FAILED, so reconciliation no longer queries them
+    // (and cannot be clogged by them), and nothing more is recorded.
+    assert_eq!(report.checked, 0, "{report:?}");
     assert_eq!(report.paid, 0, "{report:?}");
-    assert_unpaid(&h, "MISAMOUNT01").await;
-    // Nor does the status route.
+    assert_failed_unpaid(&h, "MISAMOUNT01").await;
+    assert_eq!(h.store.mismatches_of("MISAMOUNT01").await.len(), 1);
+    // The status route reports the failure and does not pay the order either.
     let status = h.status("MISAMOUNT01").await;
     assert_eq!(status.status, StatusCode::OK);
-    assert_eq!(status.json()["status"], "PENDING");
-    assert_unpaid(&h, "MISAMOUNT01").await;
+    assert_eq!(status.json()["status"], "FAILED");
+    assert_failed_unpaid(&h, "MISAMOUNT01").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,7 +591,7 @@ async fn a_mismatch_is_acknowledged_only_once_recorded() {
         .await
         .unwrap();
     assert!(!h.store.mismatches_of("MISLATER001").await.is_empty());
-    assert_unpaid(&h, "MISLATER001").await;
+    assert_failed_unpaid(&h, "MISLATER001").await;
 
     // Same for a notification about an order the store does not have.
     h.store.fail(Op::RecordNotification);

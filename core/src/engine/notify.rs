@@ -81,6 +81,25 @@ pub(super) async fn apply_report(
     let out_trade_no = &order.out_trade_no;
     if let Some(mismatch) = cross_check(order, report, &provider.merchant()) {
         tracing::error!(out_trade_no = %out_trade_no, %mismatch, "upstream report does not match the order");
+        // A payment that does not match its order needs an operator, not more polling: the
+        // order leaves PENDING (so reconciliation and status polls stop re-querying it and
+        // re-recording the mismatch) and the page learns it failed. FAILED → PAID stays
+        // possible should a matching payment be reported later.
+        if report.state == PaymentState::Paid
+            && matches!(order.status, OrderStatus::Created | OrderStatus::Pending)
+        {
+            let failed = Transition::Failed {
+                reason: format!("payment does not match the order: {mismatch}"),
+            };
+            match inner
+                .store
+                .transition(out_trade_no, order.status, failed)
+                .await
+            {
+                Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                Err(error) => return store_failure(inner, &error),
+            }
+        }
         return record_and_acknowledge(
             inner,
             event_id.unwrap_or_default(),
