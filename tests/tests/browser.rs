@@ -1,0 +1,89 @@
+//! The H5 checkout page in headless Chromium (playwright-core): buy → pay sheet → confirm →
+//! "paid", against `axum_shop` in sandbox mode. Screenshots go to `WXPAY_SCREENSHOT_DIR`
+//! (default `target/browser-screenshots`).
+//!
+//! Needs `node`, Chromium (`CHROMIUM_PATH`, default `/usr/bin/chromium`) and
+//! `npm install --prefix tests/browser`. Without them the test is skipped with a message,
+//! unless `WXPAY_REQUIRE_BROWSER_TEST=1` (CI), where it fails.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use wxpay_tests::{Running, example_binary, free_port, repo_root, scratch_dir};
+
+fn missing_prerequisite() -> Option<String> {
+    let chromium = chromium_path();
+    if !chromium.exists() {
+        return Some(format!(
+            "no Chromium at {} (set CHROMIUM_PATH)",
+            chromium.display()
+        ));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node is not installed".into());
+    }
+    let module = repo_root().join("tests/browser/node_modules/playwright-core");
+    if !module.exists() {
+        return Some("playwright-core is missing: npm install --prefix tests/browser".into());
+    }
+    None
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM_PATH")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h5_checkout_in_headless_chromium() {
+    if let Some(missing) = missing_prerequisite() {
+        let required = std::env::var("WXPAY_REQUIRE_BROWSER_TEST").is_ok_and(|v| v == "1");
+        assert!(!required, "browser test required but {missing}");
+        eprintln!("skipping the browser test: {missing}");
+        return;
+    }
+    let binary = example_binary("axum_shop");
+    let dir = scratch_dir("shop-browser");
+    let port = free_port();
+    let mut shop = Running::start(
+        &binary,
+        &dir,
+        &[
+            ("WXPAY_BIND", format!("127.0.0.1:{port}")),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("shop.db").display()),
+            ),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    shop.wait_healthy(&base, Duration::from_secs(60)).await;
+    assert!(shop.output().contains("SANDBOX MODE"), "{}", shop.output());
+
+    let shots = std::env::var_os("WXPAY_SCREENSHOT_DIR").map_or_else(
+        || repo_root().join("target/browser-screenshots"),
+        PathBuf::from,
+    );
+    let script = repo_root().join("tests/browser/checkout.mjs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .arg(format!("{base}/"))
+            .arg(&shots)
+            .env("CHROMIUM_PATH", chromium_path())
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("running node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("browser checkout: paid"),
+        "browser checkout failed\n--- node stdout\n{stdout}\n--- node stderr\n{stderr}\n{}",
+        shop.output()
+    );
+    drop(shop);
+    let _ = std::fs::remove_dir_all(&dir);
+}
