@@ -1,6 +1,6 @@
 //! The H5 checkout page in headless Chromium (playwright-core): buy → pay sheet → confirm →
-//! "paid", against `axum_shop` in sandbox mode. Screenshots go to `WXPAY_SCREENSHOT_DIR`
-//! (default `target/browser-screenshots`).
+//! "paid", against each example shop (axum_shop, actix_shop) in sandbox mode. Screenshots go to
+//! `WXPAY_SCREENSHOT_DIR/<shop>` (default `target/browser-screenshots/<shop>`).
 //!
 //! Needs `node`, Chromium (`CHROMIUM_PATH`, default `/usr/bin/chromium`) and
 //! `npm install --prefix tests/browser`. Without them the test is skipped with a message,
@@ -35,16 +35,15 @@ fn chromium_path() -> PathBuf {
         .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h5_checkout_in_headless_chromium() {
+async fn h5_checkout_in_headless_chromium(shop_name: &str) {
     if let Some(missing) = missing_prerequisite() {
         let required = std::env::var("WXPAY_REQUIRE_BROWSER_TEST").is_ok_and(|v| v == "1");
         assert!(!required, "browser test required but {missing}");
         eprintln!("skipping the browser test: {missing}");
         return;
     }
-    let binary = example_binary("axum_shop");
-    let dir = scratch_dir("shop-browser");
+    let binary = example_binary(shop_name);
+    let dir = scratch_dir(&format!("{shop_name}-browser"));
     let port = free_port();
     let mut shop = Running::start(
         &binary,
@@ -61,10 +60,12 @@ async fn h5_checkout_in_headless_chromium() {
     shop.wait_healthy(&base, Duration::from_secs(60)).await;
     assert!(shop.output().contains("SANDBOX MODE"), "{}", shop.output());
 
-    let shots = std::env::var_os("WXPAY_SCREENSHOT_DIR").map_or_else(
-        || repo_root().join("target/browser-screenshots"),
-        PathBuf::from,
-    );
+    let shots = std::env::var_os("WXPAY_SCREENSHOT_DIR")
+        .map_or_else(
+            || repo_root().join("target/browser-screenshots"),
+            PathBuf::from,
+        )
+        .join(shop_name);
     let script = repo_root().join("tests/browser/checkout.mjs");
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -86,4 +87,14 @@ async fn h5_checkout_in_headless_chromium() {
     );
     drop(shop);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_shop_h5_checkout_in_headless_chromium() {
+    h5_checkout_in_headless_chromium("axum_shop").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_shop_h5_checkout_in_headless_chromium() {
+    h5_checkout_in_headless_chromium("actix_shop").await;
 }

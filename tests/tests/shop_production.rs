@@ -1,5 +1,5 @@
-//! The axum_shop binary in production mode, configured only through its environment contract,
-//! against the sandbox standing in for WeChat Pay.
+//! Each example shop (axum_shop, actix_shop) in production mode, configured only through its
+//! environment contract, against the sandbox standing in for WeChat Pay.
 
 use std::path::Path;
 use std::time::Duration;
@@ -130,11 +130,10 @@ async fn buy_and_pay(sandbox: &Sandbox, base: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn axum_shop_in_production_mode_against_the_sandbox() {
-    let binary = example_binary("axum_shop");
+async fn production_mode_against_the_sandbox(shop_name: &str) {
+    let binary = example_binary(shop_name);
     let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
-    let dir = scratch_dir("shop-production");
+    let dir = scratch_dir(&format!("{shop_name}-production"));
     let port = free_port();
     let mut shop = Running::start(&binary, &dir, &production_env(&sandbox, &dir, port, false));
     let base = format!("http://127.0.0.1:{port}");
@@ -152,14 +151,13 @@ async fn axum_shop_in_production_mode_against_the_sandbox() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn axum_shop_in_certificate_mode_downloads_the_platform_certificate() {
-    let binary = example_binary("axum_shop");
+async fn certificate_mode_downloads_the_platform_certificate(shop_name: &str) {
+    let binary = example_binary(shop_name);
     let sandbox =
         Sandbox::start(SandboxConfig::for_tests().platform_mode(PlatformMode::Certificate))
             .await
             .unwrap();
-    let dir = scratch_dir("shop-certificate");
+    let dir = scratch_dir(&format!("{shop_name}-certificate"));
     let port = free_port();
     let mut shop = Running::start(&binary, &dir, &production_env(&sandbox, &dir, port, true));
     let base = format!("http://127.0.0.1:{port}");
@@ -169,11 +167,10 @@ async fn axum_shop_in_certificate_mode_downloads_the_platform_certificate() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn axum_shop_names_the_variable_that_is_wrong() {
-    let binary = example_binary("axum_shop");
+async fn names_the_variable_that_is_wrong(shop_name: &str) {
+    let binary = example_binary(shop_name);
     let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
-    let dir = scratch_dir("shop-misconfigured");
+    let dir = scratch_dir(&format!("{shop_name}-misconfigured"));
     let port = free_port();
     let base_env = production_env(&sandbox, &dir, port, false);
     let cases: Vec<(&str, Vec<(&'static str, String)>)> = vec![
@@ -256,3 +253,29 @@ fn with(
         })
         .collect()
 }
+
+/// One suite, run against every example shop: they share the environment contract, the page and
+/// the engine, and differ only in the web framework that mounts it.
+macro_rules! shop_suite {
+    ($($shop:ident),+ $(,)?) => {$(
+        mod $shop {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn production_mode_against_the_sandbox() {
+                super::production_mode_against_the_sandbox(stringify!($shop)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn certificate_mode_downloads_the_platform_certificate() {
+                super::certificate_mode_downloads_the_platform_certificate(stringify!($shop))
+                    .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn names_the_variable_that_is_wrong() {
+                super::names_the_variable_that_is_wrong(stringify!($shop)).await;
+            }
+        }
+    )+};
+}
+
+shop_suite!(axum_shop, actix_shop);
