@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::v2::SignType;
+
 /// How the emulated platform signs its responses and notifications.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PlatformMode {
@@ -109,12 +111,15 @@ impl From<Vec<Duration>> for RetrySchedule {
 /// verification.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NotifyFaults {
-    /// Extra deliveries of the same notification, one after the other, after it was acknowledged.
+    /// Extra deliveries of the same notification, one after the other, after it was acknowledged
+    /// (the gateway's "may call back several times").
     pub duplicates: u32,
     /// Extra deliveries sent at the same moment as the first real attempt.
     pub concurrent_duplicates: u32,
     /// Send a probe first whose `Wechatpay-Signature` starts `WECHATPAY/SIGNTEST/` (it must be
-    /// rejected by the receiver; its answer does not count).
+    /// rejected by the receiver; its answer does not count). For API v2 and the gateway, whose
+    /// signature is in the body, the probe is a forged copy of the notification whose `sign` is
+    /// wrong (the "forged callback" fault). Logged as [`DeliveryKind::Probe`](crate::DeliveryKind).
     pub signtest_probe: bool,
     /// Wait this long after the payment before the first delivery.
     pub delay: Duration,
@@ -159,6 +164,11 @@ pub struct SandboxConfig {
     pub(crate) bind: SocketAddr,
     pub(crate) body_limit: usize,
     pub(crate) prepay_ttl: Duration,
+    pub(crate) v2_api_key: Option<String>,
+    pub(crate) v2_sign_type: SignType,
+    pub(crate) gateway_biz_id: String,
+    pub(crate) gateway_app_key: Option<String>,
+    pub(crate) gateway_client_id: String,
 }
 
 impl Default for SandboxConfig {
@@ -176,6 +186,11 @@ impl Default for SandboxConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             body_limit: 64 * 1024,
             prepay_ttl: Duration::from_secs(2 * 3600),
+            v2_api_key: None,
+            v2_sign_type: SignType::Md5,
+            gateway_biz_id: "sandbox_biz".into(),
+            gateway_app_key: None,
+            gateway_client_id: "wxpay-sandbox".into(),
         }
     }
 }
@@ -270,6 +285,45 @@ impl SandboxConfig {
     #[must_use]
     pub fn prepay_ttl(mut self, ttl: Duration) -> Self {
         self.prepay_ttl = ttl;
+        self
+    }
+
+    /// The API v2 key (`key`): 32 printable ASCII characters (checked at start). Generated
+    /// (alphanumeric) when unset.
+    #[must_use]
+    pub fn v2_api_key(mut self, key: impl Into<String>) -> Self {
+        self.v2_api_key = Some(key.into());
+        self
+    }
+
+    /// The API v2 signature type the merchant is configured for (default
+    /// [`SignType::Md5`]): v2 requests must declare it in `sign_type` (absent means `MD5`) and
+    /// are signed with it, and so are the sandbox's replies and notifications.
+    #[must_use]
+    pub fn v2_sign_type(mut self, sign_type: SignType) -> Self {
+        self.v2_sign_type = sign_type;
+        self
+    }
+
+    /// The gateway's `biz_id` for the shop (default `sandbox_biz`).
+    #[must_use]
+    pub fn gateway_biz_id(mut self, biz_id: impl Into<String>) -> Self {
+        self.gateway_biz_id = biz_id.into();
+        self
+    }
+
+    /// The gateway's `app_key` paired with the `biz_id` (signs callbacks). Generated (32
+    /// alphanumerics) when unset; must be non-empty printable ASCII.
+    #[must_use]
+    pub fn gateway_app_key(mut self, key: impl Into<String>) -> Self {
+        self.gateway_app_key = Some(key.into());
+        self
+    }
+
+    /// The gateway's `client_id` sent in callbacks (default `wxpay-sandbox`).
+    #[must_use]
+    pub fn gateway_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.gateway_client_id = client_id.into();
         self
     }
 

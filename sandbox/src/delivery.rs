@@ -33,9 +33,10 @@ pub enum DeliveryKind {
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct DeliveryRecord {
-    /// The notification id (the `id` field of the notification body).
+    /// The notification id (API v3: the `id` field of the notification body; API v2 and the
+    /// gateway, whose notifications carry none: a sandbox-generated UUID).
     pub notification_id: String,
-    /// The order the notification is about.
+    /// The order the notification is about (for the gateway: the shop's `biz_order_id`).
     pub out_trade_no: String,
     /// Real attempt, duplicate or probe.
     pub kind: DeliveryKind,
@@ -55,7 +56,8 @@ pub struct DeliveryRecord {
     pub error: Option<String>,
     /// The start of the receiver's answer (at most 512 bytes, lossy UTF-8).
     pub response_body: String,
-    /// Whether this attempt counts as acknowledged (for WeChat Pay v3: a 2xx status).
+    /// Whether this attempt counts as acknowledged (API v3: a 2xx status; API v2: 200 with XML
+    /// `return_code` `SUCCESS`; the gateway: see `gateway::CALLBACK_RECEIVED`).
     pub acknowledged: bool,
     /// For real attempts: whether no further real attempt follows (acknowledged, or the
     /// schedule is exhausted).
@@ -130,6 +132,8 @@ pub(crate) struct Notification {
     pub(crate) url: String,
     pub(crate) content_type: &'static str,
     pub(crate) body: Bytes,
+    /// For protocols signed in the body (API v2, the gateway): the forged copy a probe sends.
+    pub(crate) probe_body: Option<Bytes>,
     pub(crate) sign: Arc<SignFn>,
     pub(crate) ack: AckFn,
 }
@@ -142,7 +146,11 @@ struct AttemptResult {
 }
 
 async fn send_once(shared: &Shared, n: &Notification, probe: bool) -> AttemptResult {
-    let headers = match (n.sign)(&n.body, probe) {
+    let body = match (&n.probe_body, probe) {
+        (Some(forged), true) => forged.clone(),
+        _ => n.body.clone(),
+    };
+    let headers = match (n.sign)(&body, probe) {
         Ok(h) => h,
         Err(e) => {
             return AttemptResult {
@@ -162,7 +170,7 @@ async fn send_once(shared: &Shared, n: &Notification, probe: bool) -> AttemptRes
     for (name, value) in headers {
         req = req.header(name, value);
     }
-    match req.body(n.body.clone()).send().await {
+    match req.body(body).send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body = resp.bytes().await.unwrap_or_default();

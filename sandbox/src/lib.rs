@@ -56,12 +56,14 @@ mod config;
 pub mod crypto;
 mod delivery;
 mod error;
+pub mod gateway;
 mod jsbridge;
 mod keys;
 mod server;
 mod simulate;
 mod state;
 mod timefmt;
+pub mod v2;
 pub mod v3;
 
 use std::sync::{Arc, Mutex};
@@ -73,8 +75,10 @@ use tokio::task::{JoinHandle, JoinSet};
 pub use config::{MerchantKeyConfig, NotifyFaults, PlatformMode, RetrySchedule, SandboxConfig};
 pub use delivery::{DeliveryKind, DeliveryRecord};
 pub use error::SandboxError;
+pub use gateway::GatewayMaterial;
 pub use keys::{MerchantMaterial, PlatformMaterial};
 pub use simulate::{PayOutcome, PayRequest, SimulatedOutcome, pay_sign_message};
+pub use v2::SignType as V2SignType;
 
 use state::{Shared, lock};
 
@@ -117,6 +121,34 @@ impl Sandbox {
             None => crypto::random_alnum(32)?,
         };
         check_api_v3_key(&api_v3_key)?;
+        let v2_api_key = match &config.v2_api_key {
+            Some(k) => k.clone(),
+            None => crypto::random_alnum(32)?,
+        };
+        if !(v2_api_key.len() == 32 && v2_api_key.bytes().all(|b| b.is_ascii_graphic())) {
+            return Err(SandboxError::Config(
+                "the API v2 key must be 32 printable ASCII characters".into(),
+            ));
+        }
+        let gateway = GatewayMaterial {
+            biz_id: config.gateway_biz_id.clone(),
+            app_key: match &config.gateway_app_key {
+                Some(k) => k.clone(),
+                None => crypto::random_alnum(32)?,
+            },
+            client_id: config.gateway_client_id.clone(),
+        };
+        if gateway.app_key.is_empty() || !gateway.app_key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(SandboxError::Config(
+                "the gateway app_key must be non-empty printable ASCII".into(),
+            ));
+        }
+        if gateway.biz_id.trim().is_empty() {
+            return Err(SandboxError::Config(
+                "the gateway biz_id must not be blank".into(),
+            ));
+        }
+        let gateway_wechat_key = crypto::random_alnum(32)?;
         let http = reqwest::Client::builder()
             .timeout(config.notify_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -133,6 +165,9 @@ impl Sandbox {
             platform,
             platform_material,
             api_v3_key,
+            v2_api_key,
+            gateway,
+            gateway_wechat_key,
             orders: Mutex::default(),
             deliveries: delivery::DeliveryLog::new(),
             http,
@@ -168,6 +203,23 @@ impl Sandbox {
     /// The API v3 key (32 ASCII characters).
     pub fn api_v3_key(&self) -> &str {
         &self.shared.api_v3_key
+    }
+
+    /// The API v2 key (`key`, 32 ASCII characters) that signs v2 requests, replies, JSAPI
+    /// `paySign`s and notifications.
+    pub fn v2_api_key(&self) -> &str {
+        &self.shared.v2_api_key
+    }
+
+    /// The API v2 signature type the merchant is configured for.
+    pub fn v2_sign_type(&self) -> V2SignType {
+        self.shared.config.v2_sign_type
+    }
+
+    /// The shop's credentials at the emulated gateway (`biz_id`, `app_key`, `client_id`). Its
+    /// endpoint is `{base_url}/open/trade/wx/jsapi/precreate`.
+    pub fn gateway(&self) -> &GatewayMaterial {
+        &self.shared.gateway
     }
 
     /// Simulates the payer confirming (or failing) the payment, as `POST /sandbox/pay` does.

@@ -11,13 +11,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::state::Shared;
-use crate::{simulate, v3};
+use crate::{gateway, simulate, v2, v3};
 
 /// The whole application.
 pub(crate) fn app(shared: Arc<Shared>) -> Router {
     let limit = shared.config.body_limit;
     Router::new()
         .merge(v3::router(&shared))
+        .merge(v2::router())
+        .merge(gateway::router())
         .merge(simulate::router())
         .fallback(fallback)
         .with_state(shared)

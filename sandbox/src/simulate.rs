@@ -19,7 +19,9 @@ use crate::config::NotifyFaults;
 use crate::crypto;
 use crate::delivery;
 use crate::error::SandboxError;
-use crate::state::{Shared, TradeState, lock};
+use crate::gateway;
+use crate::state::{Protocol, Shared, TradeState, lock};
+use crate::v2::{self, SignType};
 use crate::v3;
 
 /// What the simulated payer does.
@@ -53,10 +55,13 @@ pub struct PayRequest {
     /// `package`: `prepay_id=…`.
     #[serde(default)]
     pub package: String,
-    /// `signType`: must be `RSA`.
+    /// `signType`: `RSA` for an API v3 prepay; `MD5` or `HMAC-SHA256` (the unified order's)
+    /// for an API v2 prepay; `MD5` for a gateway prepay.
     #[serde(rename = "signType", default)]
     pub sign_type: String,
-    /// `paySign`: base64 RSA-SHA256 over `appId\ntimeStamp\nnonceStr\npackage\n`.
+    /// `paySign`: API v3: base64 RSA-SHA256 over `appId\ntimeStamp\nnonceStr\npackage\n`;
+    /// API v2 and the gateway: the v2 signature (upper-case hex) over `appId`, `nonceStr`,
+    /// `package`, `signType`, `timeStamp` with `&key=`.
     #[serde(rename = "paySign", default)]
     pub pay_sign: String,
     /// What to simulate (default success).
@@ -68,7 +73,7 @@ pub struct PayRequest {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PayOutcome {
-    /// The order paid.
+    /// The order paid (the shop's number: for the gateway, its `biz_order_id`).
     pub out_trade_no: String,
     /// The prepay id from the package.
     pub prepay_id: String,
@@ -76,7 +81,7 @@ pub struct PayOutcome {
     pub outcome: SimulatedOutcome,
     /// The trade's `trade_state` afterwards.
     pub trade_state: String,
-    /// The transaction id, on success.
+    /// The transaction id, on success (for the gateway: its `trade_id`, which the shop sees).
     pub transaction_id: Option<String>,
     /// The id of the notification being delivered, on success.
     pub notification_id: Option<String>,
@@ -94,14 +99,29 @@ pub fn pay_sign_message(app_id: &str, time_stamp: &str, nonce_str: &str, package
     format!("{app_id}\n{time_stamp}\n{nonce_str}\n{package}\n")
 }
 
+/// How a `prepay_id` must be paid.
+enum PayAuth {
+    /// API v3: RSA `paySign` with the merchant key.
+    Rsa,
+    /// API v2 or the gateway: a v2 `paySign` of this type with this key.
+    V2(SignType, String),
+}
+
 /// Checks the client parameters as the WeChat client does and applies the outcome.
+///
+/// `signType` `RSA` pays an API v3 prepay; `MD5`/`HMAC-SHA256` pay an API v2 prepay (the type
+/// must be the one of its unified order, per the v2 JSAPI docs) or a gateway prepay (`MD5`,
+/// signed with the gateway merchant's key).
 pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, SandboxError> {
-    if req.sign_type != "RSA" {
-        return Err(refuse(
-            "INVALID_SIGN_TYPE",
-            "signType must be \"RSA\" for API v3",
-        ));
-    }
+    let declared = match req.sign_type.as_str() {
+        "RSA" => None,
+        other => Some(SignType::parse(other).ok_or_else(|| {
+            refuse(
+                "INVALID_SIGN_TYPE",
+                "signType must be \"RSA\" (API v3) or \"MD5\"/\"HMAC-SHA256\" (API v2, gateway)",
+            )
+        })?),
+    };
     if req.app_id != shared.merchant.appid {
         return Err(refuse(
             "APPID_MISMATCH",
@@ -126,16 +146,70 @@ pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, 
     let Some(prepay_id) = req.package.strip_prefix("prepay_id=") else {
         return Err(refuse("INVALID_PACKAGE", "package must be \"prepay_id=…\""));
     };
-    let message = pay_sign_message(&req.app_id, &req.time_stamp, &req.nonce_str, &req.package);
-    if shared
-        .merchant_verifier
-        .verify_base64(message.as_bytes(), &req.pay_sign)
-        .is_err()
-    {
-        return Err(refuse(
-            "PAY_SIGN_ERROR",
-            "paySign does not verify with the merchant public key over appId\\ntimeStamp\\nnonceStr\\npackage\\n",
-        ));
+    let auth = {
+        let orders = lock(&shared.orders);
+        orders
+            .by_prepay_id
+            .get(prepay_id)
+            .and_then(|no| orders.by_out_trade_no.get(no))
+            .map(|o| match &o.protocol {
+                Protocol::V3 => PayAuth::Rsa,
+                Protocol::V2 { sign_type } => PayAuth::V2(*sign_type, shared.v2_api_key.clone()),
+                Protocol::Gateway(_) => {
+                    PayAuth::V2(SignType::Md5, shared.gateway_wechat_key.clone())
+                }
+            })
+    };
+    match (declared, auth) {
+        (None, Some(PayAuth::Rsa) | None) => {
+            let message =
+                pay_sign_message(&req.app_id, &req.time_stamp, &req.nonce_str, &req.package);
+            if shared
+                .merchant_verifier
+                .verify_base64(message.as_bytes(), &req.pay_sign)
+                .is_err()
+            {
+                return Err(refuse(
+                    "PAY_SIGN_ERROR",
+                    "paySign does not verify with the merchant public key over appId\\ntimeStamp\\nnonceStr\\npackage\\n",
+                ));
+            }
+        }
+        (None, Some(PayAuth::V2(..))) => {
+            return Err(refuse(
+                "INVALID_SIGN_TYPE",
+                "this prepay_id comes from API v2 or the gateway: signType must be MD5 or HMAC-SHA256",
+            ));
+        }
+        (Some(_), Some(PayAuth::Rsa)) => {
+            return Err(refuse(
+                "INVALID_SIGN_TYPE",
+                "signType must be \"RSA\" for API v3",
+            ));
+        }
+        (Some(declared), Some(PayAuth::V2(expected, key))) => {
+            if declared != expected {
+                return Err(refuse(
+                    "INVALID_SIGN_TYPE",
+                    "signType must be the sign type of the unified order",
+                ));
+            }
+            let want = v2::pay_sign(
+                &req.app_id,
+                &req.time_stamp,
+                &req.nonce_str,
+                &req.package,
+                declared,
+                &key,
+            );
+            if !v2::ct_eq(&want, &req.pay_sign.to_ascii_uppercase()) {
+                return Err(refuse(
+                    "PAY_SIGN_ERROR",
+                    "paySign is not the v2 signature over appId, nonceStr, package, signType, timeStamp with &key=",
+                ));
+            }
+        }
+        (Some(_), None) => {}
     }
     let outcome = req.outcome.unwrap_or_default();
     let now = OffsetDateTime::now_utc();
@@ -170,7 +244,7 @@ pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, 
         ));
     }
     let mut result = PayOutcome {
-        out_trade_no: order.out_trade_no.clone(),
+        out_trade_no: order.shop_order_no().to_owned(),
         prepay_id: prepay_id.to_owned(),
         outcome,
         trade_state: order.state.as_str().to_owned(),
@@ -190,11 +264,19 @@ pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, 
     order.state = TradeState::Success;
     order.transaction_id = Some(transaction_id.clone());
     order.success_time = Some(now);
-    let notification = v3::notify::payment_success(shared, order)?;
+    let notification = match &order.protocol {
+        Protocol::V3 => v3::notify::payment_success(shared, order)?,
+        Protocol::V2 { sign_type } => v2::payment_success(shared, order, *sign_type)?,
+        Protocol::Gateway(trade) => {
+            // The shop sees the gateway's trade id, not WeChat's transaction id.
+            result.transaction_id = Some(trade.trade_id.clone());
+            gateway::payment_success(shared, order, trade)?
+        }
+    };
     orders.by_transaction_id.insert(transaction_id.clone(), no);
     drop(orders);
     result.trade_state = TradeState::Success.as_str().to_owned();
-    result.transaction_id = Some(transaction_id);
+    result.transaction_id.get_or_insert(transaction_id);
     result.notification_id = Some(notification.id.clone());
     let faults = lock(&shared.faults).clone();
     let schedule = shared.config.notify_retry_schedule.clone();
@@ -254,7 +336,7 @@ async fn prepay_info(State(shared): State<Arc<Shared>>, Path(prepay_id): Path<St
             "prepay_id": prepay_id,
             "appid": order.appid,
             "mchid": order.mchid,
-            "out_trade_no": order.out_trade_no,
+            "out_trade_no": order.shop_order_no(),
             "description": order.description,
             "amount": { "total": order.total, "currency": order.currency },
             "trade_state": order.state.as_str(),
@@ -293,6 +375,9 @@ struct FaultsBody {
     signtest_probe: bool,
     #[serde(default)]
     delay_ms: u64,
+    /// Alias of `signtest_probe`, the name that fits API v2 and the gateway.
+    #[serde(default)]
+    forged_sign: bool,
 }
 
 async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -303,7 +388,7 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     *lock(&shared.faults) = NotifyFaults {
         duplicates: f.duplicates,
         concurrent_duplicates: f.concurrent_duplicates,
-        signtest_probe: f.signtest_probe,
+        signtest_probe: f.signtest_probe || f.forged_sign,
         delay: Duration::from_millis(f.delay_ms),
     };
     StatusCode::NO_CONTENT.into_response()

@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 use crate::config::{NotifyFaults, SandboxConfig};
 use crate::crypto::RsaVerifier;
 use crate::delivery::DeliveryLog;
+use crate::gateway::GatewayMaterial;
 use crate::keys::{MerchantMaterial, PlatformKeys, PlatformMaterial};
+use crate::v2::SignType;
 
 /// The state of a JSAPI trade, as `trade_state` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,27 @@ impl TradeState {
     }
 }
 
+/// Which upstream protocol created an order, and what that protocol needs to remember.
+#[derive(Clone, Debug)]
+pub(crate) enum Protocol {
+    /// API v3 (`POST /v3/pay/transactions/jsapi`): paid with an RSA `paySign`.
+    V3,
+    /// API v2 (`POST /pay/unifiedorder`): paid with a `paySign` of this type; notified in XML.
+    V2 { sign_type: SignType },
+    /// Created by the gateway on its own WeChat merchant; the shop is called back in a form.
+    Gateway(Box<GatewayTrade>),
+}
+
+/// What the emulated gateway keeps about a precreate, besides the WeChat order it made.
+#[derive(Clone, Debug)]
+pub(crate) struct GatewayTrade {
+    pub(crate) biz_id: String,
+    pub(crate) biz_order_id: String,
+    pub(crate) ucid: Option<String>,
+    pub(crate) trade_id: String,
+    pub(crate) title: String,
+}
+
 /// A JSAPI order as the emulated WeChat Pay stores it.
 #[derive(Clone, Debug)]
 pub(crate) struct Order {
@@ -61,6 +84,17 @@ pub(crate) struct Order {
     pub(crate) state: TradeState,
     pub(crate) transaction_id: Option<String>,
     pub(crate) success_time: Option<OffsetDateTime>,
+    pub(crate) protocol: Protocol,
+}
+
+impl Order {
+    /// The order number the shop knows: `out_trade_no`, or the gateway's `biz_order_id`.
+    pub(crate) fn shop_order_no(&self) -> &str {
+        match &self.protocol {
+            Protocol::Gateway(g) => &g.biz_order_id,
+            Protocol::V3 | Protocol::V2 { .. } => &self.out_trade_no,
+        }
+    }
 }
 
 /// All orders of the (single) merchant, with indexes.
@@ -69,6 +103,8 @@ pub(crate) struct Orders {
     pub(crate) by_out_trade_no: HashMap<String, Order>,
     pub(crate) by_prepay_id: HashMap<String, String>,
     pub(crate) by_transaction_id: HashMap<String, String>,
+    /// Gateway orders: `biz_order_id` → the gateway's own `out_trade_no`.
+    pub(crate) by_biz_order_id: HashMap<String, String>,
 }
 
 /// Everything the handlers and delivery tasks share.
@@ -79,6 +115,10 @@ pub(crate) struct Shared {
     pub(crate) platform: PlatformKeys,
     pub(crate) platform_material: PlatformMaterial,
     pub(crate) api_v3_key: String,
+    pub(crate) v2_api_key: String,
+    pub(crate) gateway: GatewayMaterial,
+    /// The API v2 key of the gateway's own WeChat merchant (never shown to the shop).
+    pub(crate) gateway_wechat_key: String,
     pub(crate) orders: Mutex<Orders>,
     pub(crate) deliveries: DeliveryLog,
     pub(crate) faults: Mutex<NotifyFaults>,

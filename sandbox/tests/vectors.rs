@@ -178,3 +178,41 @@ fn notification_aes128_signature_verifies() {
         .verify_base64(&message, s(h, "Wechatpay-Signature"))
         .unwrap();
 }
+
+#[test]
+fn v2_sign_matches_the_published_md5_and_hmac_sha256() {
+    use wxpay_sandbox::v2::{SignType, sign, string_to_sign, verify};
+    let all = vectors();
+    let v = &all["v2_sign"];
+    let params: Vec<(&str, &str)> = v["params"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, val)| (k.as_str(), val.as_str().unwrap()))
+        .collect();
+    let key = s(v, "key");
+    assert_eq!(
+        string_to_sign(params.iter().copied(), key),
+        s(v, "string_to_sign")
+    );
+    assert_eq!(
+        sign(params.iter().copied(), key, SignType::Md5),
+        s(v, "md5")
+    );
+    assert_eq!(
+        sign(params.iter().copied(), key, SignType::HmacSha256),
+        s(v, "hmac_sha256")
+    );
+    // Empty values and an existing `sign` do not take part; verification is case-insensitive.
+    let mut with = params.clone();
+    with.push(("empty", ""));
+    with.push(("sign", s(v, "md5")));
+    assert!(verify(with.iter().copied(), key, SignType::Md5));
+    let lower = s(v, "md5").to_ascii_lowercase();
+    with.pop();
+    with.push(("sign", &lower));
+    assert!(verify(with.iter().copied(), key, SignType::Md5));
+    assert!(!verify(with.iter().copied(), key, SignType::HmacSha256));
+    with.push(("device_info", "1001"));
+    assert!(!verify(with.iter().copied(), key, SignType::Md5));
+}

@@ -57,6 +57,7 @@ pub(crate) fn payment_success(
         url: order.notify_url.clone(),
         content_type: "application/json",
         body: Bytes::from(body),
+        probe_body: None,
         sign: Arc::new(move |body: &[u8], probe: bool| {
             platform_headers(&signer.platform, None, body, probe)
         }),

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::{ApiError, error, json_response};
 use crate::crypto;
-use crate::state::{Order, Shared, TradeState, lock};
+use crate::state::{Order, Protocol, Shared, TradeState, lock};
 use crate::timefmt;
 
 fn param_error(message: impl AsRef<str>) -> ApiError {
@@ -265,6 +265,7 @@ pub(crate) async fn jsapi(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
         state,
         transaction_id: None,
         success_time: None,
+        protocol: Protocol::V3,
     };
     orders
         .by_prepay_id
