@@ -58,4 +58,5 @@ pub mod nonce;
 pub mod order;
 pub mod provider;
 pub mod store;
+pub mod v2;
 pub mod v3;

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::order::Order;
 
+pub mod v2;
 pub mod v3;
 
 /// Signed parameters for `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` and

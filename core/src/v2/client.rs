@@ -1,0 +1,506 @@
+//! The API v2 HTTP client: unified order, order query, close, and the JSAPI `paySign`.
+//!
+//! Requests are XML posted to `{api_base}{path}`, signed with the configured [`SignType`].
+//! Answers are read up to [`MAX_RESPONSE_BYTES`], parsed with the restricted reader of
+//! [`super::xml`], and trusted only after three checks (official docs, 统一下单 `chapter=9_1`):
+//! `return_code` is `SUCCESS` (else the communication failed and `return_msg` says why), the
+//! `sign` verifies with the API key, and the answer names our `appid` and `mch_id`; then
+//! `result_code` says whether the business call succeeded (`err_code` / `err_code_des`).
+//!
+//! There are no automatic retries: every call has one total deadline (default 4 s, within the 5 s
+//! a WeChat page waits for precreate), and the engine repeats a failed prepay with identical
+//! business parameters when the page asks again.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use crate::clock::Clock;
+use crate::fields::NotifyUrl;
+use crate::nonce::NonceSource;
+use crate::provider::ClientParams;
+
+use super::sign::{self, ApiKey, Params, SignError, SignType};
+use super::xml::{self, XmlError};
+
+/// The production API host.
+pub const DEFAULT_API_BASE: &str = "https://api.mch.weixin.qq.com";
+
+/// The default total deadline of one call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The largest response body read.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+const USER_AGENT: &str = concat!("wxpay-rs/", env!("CARGO_PKG_VERSION"));
+
+/// What an API v2 merchant is configured with (the `WXPAY_*` variables of the env contract).
+#[derive(Debug, Clone)]
+pub struct V2Config {
+    /// `WXPAY_APPID`: the appid of the official account or mini program.
+    pub appid: String,
+    /// `WXPAY_MCHID`: the merchant id (`mch_id`).
+    pub mchid: String,
+    /// `WXPAY_API_KEY`: the API key (API密钥).
+    pub api_key: ApiKey,
+    /// `WXPAY_SIGN_TYPE`: `MD5` or `HMAC-SHA256`.
+    pub sign_type: SignType,
+    /// `WXPAY_NOTIFY_URL`: where WeChat Pay posts payment notifications.
+    pub notify_url: NotifyUrl,
+    /// `WXPAY_API_BASE`: the API host, default [`DEFAULT_API_BASE`].
+    pub api_base: String,
+    /// The `spbill_create_ip` sent with every unified order (default `127.0.0.1`).
+    ///
+    /// API v2 requires the field; the official docs describe it as the payer's IP but check it
+    /// only for H5 (MWEB) payments, not JSAPI. A fixed value keeps a repeated unified order
+    /// byte-identical in its business fields, which is what makes WeChat answer a retry with
+    /// the same `prepay_id` instead of `INVALID_REQUEST` (商户订单号重复): the payer's address is
+    /// not stored with the order and changes between attempts (mobile networks, proxies).
+    pub spbill_create_ip: IpAddr,
+}
+
+impl V2Config {
+    /// A configuration with the default API host and `spbill_create_ip`.
+    pub fn new(
+        appid: impl Into<String>,
+        mchid: impl Into<String>,
+        api_key: ApiKey,
+        sign_type: SignType,
+        notify_url: NotifyUrl,
+    ) -> Self {
+        Self {
+            appid: appid.into(),
+            mchid: mchid.into(),
+            api_key,
+            sign_type,
+            notify_url,
+            api_base: DEFAULT_API_BASE.to_owned(),
+            spbill_create_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+/// A failed API v2 call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum V2Error {
+    /// The request could not be sent or the answer not received.
+    #[error("transport error talking to WeChat Pay: {source}")]
+    Transport {
+        /// What failed.
+        #[source]
+        source: reqwest::Error,
+        /// Whether WeChat Pay may have received the request.
+        request_may_have_been_sent: bool,
+    },
+    /// No answer within the deadline.
+    #[error("no answer from WeChat Pay within {0:?}")]
+    Deadline(Duration),
+    /// The answer was larger than [`MAX_RESPONSE_BYTES`].
+    #[error("response body exceeds {0} bytes")]
+    ResponseTooLarge(usize),
+    /// A non-2xx HTTP status.
+    #[error("WeChat Pay answered HTTP {0}")]
+    Http(StatusCode),
+    /// `return_code` was not `SUCCESS`: the request itself was refused (bad signature, bad XML,
+    /// missing parameter…).
+    #[error("WeChat Pay refused the request: {return_code}: {return_msg}")]
+    Return {
+        /// `return_code` (`FAIL`).
+        return_code: String,
+        /// `return_msg`.
+        return_msg: String,
+    },
+    /// `result_code` was not `SUCCESS`.
+    #[error("WeChat Pay answered {err_code}: {err_code_des}")]
+    Business {
+        /// `err_code` (`ORDERPAID`, `SYSTEMERROR`, …).
+        err_code: String,
+        /// `err_code_des`.
+        err_code_des: String,
+    },
+    /// The answer's signature did not verify: nothing in it can be trusted.
+    #[error("response signature did not verify: {0}")]
+    Signature(#[source] SignError),
+    /// The answer is not what the API documents.
+    #[error("unexpected response from WeChat Pay: {0}")]
+    Malformed(String),
+    /// The request could not be built (configuration).
+    #[error("{0}")]
+    Local(String),
+}
+
+impl V2Error {
+    /// Whether a write (unified order, close) may still have taken effect: then query (or repeat
+    /// with identical parameters), never create the order again with other ones.
+    pub fn may_have_taken_effect(&self) -> bool {
+        match self {
+            Self::Transport {
+                request_may_have_been_sent,
+                ..
+            } => *request_may_have_been_sent,
+            Self::Http(status) => status.is_server_error(),
+            // SYSTEMERROR: "系统超时/异常，请用相同参数重新调用" (official docs).
+            Self::Business { err_code, .. } => err_code == "SYSTEMERROR",
+            Self::Deadline(_) | Self::ResponseTooLarge(_) | Self::Signature(_) => true,
+            Self::Malformed(_) => true,
+            Self::Return { .. } | Self::Local(_) => false,
+        }
+    }
+}
+
+/// The business fields of a JSAPI unified order; the client adds `appid`, `mch_id`,
+/// `nonce_str`, `sign_type`, `notify_url`, `spbill_create_ip`, `trade_type` and `sign`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnifiedOrderRequest {
+    /// `body`: what the payer sees.
+    pub body: String,
+    /// `out_trade_no`.
+    pub out_trade_no: String,
+    /// `total_fee`, in fen.
+    pub total_fee: u64,
+    /// `fee_type` (ISO 4217, `CNY` by default).
+    pub fee_type: String,
+    /// `attach`, returned in the notification.
+    pub attach: Option<String>,
+    /// `openid` of the payer under the appid (required for JSAPI).
+    pub openid: String,
+}
+
+/// Builds a [`V2Client`].
+#[derive(Debug)]
+pub struct V2ClientBuilder {
+    config: V2Config,
+    timeout: Duration,
+    clock: Option<Arc<dyn Clock>>,
+    nonces: Option<Arc<dyn NonceSource>>,
+    http: Option<reqwest::Client>,
+}
+
+impl V2ClientBuilder {
+    /// Sets the total deadline of one call.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Replaces the clock (tests).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Replaces the nonce source (tests).
+    #[must_use]
+    pub fn nonces(mut self, nonces: Arc<dyn NonceSource>) -> Self {
+        self.nonces = Some(nonces);
+        self
+    }
+
+    /// Uses a preconfigured reqwest client.
+    #[must_use]
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Builds the client; the API base must be an http(s) URL without a query.
+    pub fn build(mut self) -> Result<V2Client, V2Error> {
+        let base = self.config.api_base.trim_end_matches('/').to_owned();
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|e| V2Error::Local(format!("invalid WXPAY_API_BASE {base:?}: {e}")))?;
+        if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() {
+            return Err(V2Error::Local(format!(
+                "WXPAY_API_BASE must be http(s) without a query: {base:?}"
+            )));
+        }
+        for (name, value) in [
+            ("WXPAY_APPID", &self.config.appid),
+            ("WXPAY_MCHID", &self.config.mchid),
+        ] {
+            if value.trim().is_empty() || value.trim() != value.as_str() {
+                return Err(V2Error::Local(format!(
+                    "{name} must be non-empty without surrounding spaces"
+                )));
+            }
+        }
+        self.config.api_base = base;
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .build()
+                .map_err(|e| V2Error::Local(format!("cannot build HTTP client: {e}")))?,
+        };
+        Ok(V2Client {
+            inner: Arc::new(Inner {
+                http,
+                config: self.config,
+                timeout: self.timeout,
+                clock: self.clock.unwrap_or_else(crate::clock::system),
+                nonces: self.nonces.unwrap_or_else(crate::nonce::system),
+            }),
+        })
+    }
+}
+
+/// The API v2 client. Cheap to clone.
+#[derive(Clone)]
+pub struct V2Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: V2Config,
+    timeout: Duration,
+    clock: Arc<dyn Clock>,
+    nonces: Arc<dyn NonceSource>,
+}
+
+impl fmt::Debug for V2Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("V2Client")
+            .field("config", &self.inner.config)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl V2Client {
+    /// Starts building a client.
+    pub fn builder(config: V2Config) -> V2ClientBuilder {
+        V2ClientBuilder {
+            config,
+            timeout: DEFAULT_TIMEOUT,
+            clock: None,
+            nonces: None,
+            http: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &V2Config {
+        &self.inner.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The signed request parameters for `params` (the common fields and `sign` added): what
+    /// [`Self::unified_order`] and the others post, as XML.
+    pub fn signed_request(&self, mut params: Params) -> Params {
+        let config = &self.inner.config;
+        params.insert("appid".into(), config.appid.clone());
+        params.insert("mch_id".into(), config.mchid.clone());
+        params.insert("nonce_str".into(), self.inner.nonces.nonce());
+        params.insert("sign_type".into(), config.sign_type.as_str().into());
+        params.remove("sign");
+        let signature = sign::sign_params(&params, &config.api_key, config.sign_type);
+        params.insert("sign".into(), signature);
+        params
+    }
+
+    /// The parameters of a JSAPI unified order (before the common fields and `sign`).
+    pub fn unified_order_params(&self, request: &UnifiedOrderRequest) -> Params {
+        let config = &self.inner.config;
+        let mut params = Params::new();
+        params.insert("body".into(), request.body.clone());
+        params.insert("out_trade_no".into(), request.out_trade_no.clone());
+        params.insert("total_fee".into(), request.total_fee.to_string());
+        params.insert("fee_type".into(), request.fee_type.clone());
+        if let Some(attach) = &request.attach {
+            params.insert("attach".into(), attach.clone());
+        }
+        params.insert(
+            "spbill_create_ip".into(),
+            config.spbill_create_ip.to_string(),
+        );
+        params.insert("notify_url".into(), config.notify_url.as_str().to_owned());
+        params.insert("trade_type".into(), "JSAPI".into());
+        params.insert("openid".into(), request.openid.clone());
+        params
+    }
+
+    /// `POST /pay/unifiedorder` (`trade_type=JSAPI`): the verified answer, whose `prepay_id` is
+    /// returned first.
+    pub async fn unified_order(
+        &self,
+        request: &UnifiedOrderRequest,
+    ) -> Result<(String, Params), V2Error> {
+        let answer = self
+            .call("/pay/unifiedorder", self.unified_order_params(request))
+            .await?;
+        let prepay_id = answer
+            .get("prepay_id")
+            .filter(|id| !id.is_empty())
+            .cloned()
+            .ok_or_else(|| V2Error::Malformed("unified order answer without prepay_id".into()))?;
+        Ok((prepay_id, answer))
+    }
+
+    /// `POST /pay/orderquery` by `out_trade_no`: the verified answer (`trade_state`, …).
+    pub async fn order_query(&self, out_trade_no: &str) -> Result<Params, V2Error> {
+        let mut params = Params::new();
+        params.insert("out_trade_no".into(), out_trade_no.to_owned());
+        self.call("/pay/orderquery", params).await
+    }
+
+    /// `POST /pay/closeorder`. `ORDERCLOSED` (already closed) counts as success.
+    pub async fn close_order(&self, out_trade_no: &str) -> Result<(), V2Error> {
+        let mut params = Params::new();
+        params.insert("out_trade_no".into(), out_trade_no.to_owned());
+        match self.call("/pay/closeorder", params).await {
+            Ok(_) => Ok(()),
+            Err(V2Error::Business { err_code, .. }) if err_code == "ORDERCLOSED" => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The JSAPI client parameters for `prepay_id` (official docs, 网页端调起支付API
+    /// `chapter=7_7`): `appId`, `timeStamp` (seconds), `nonceStr`, `package=prepay_id=…` and
+    /// `signType` (the configured one), signed the API v2 way into `paySign`.
+    pub fn jsapi_params(&self, prepay_id: &str) -> ClientParams {
+        let config = &self.inner.config;
+        jsapi_params(
+            &config.appid,
+            prepay_id,
+            &self.inner.clock.unix_seconds().to_string(),
+            &self.inner.nonces.nonce(),
+            &config.api_key,
+            config.sign_type,
+        )
+    }
+
+    /// Posts `params` (common fields and `sign` added) to `path` and checks the answer.
+    async fn call(&self, path: &str, params: Params) -> Result<Params, V2Error> {
+        let body =
+            xml::write(&self.signed_request(params)).map_err(|e| V2Error::Local(e.to_string()))?;
+        let deadline = self.inner.timeout;
+        let (status, bytes) = tokio::time::timeout(deadline, self.post(path, body))
+            .await
+            .unwrap_or(Err(V2Error::Deadline(deadline)))?;
+        if !status.is_success() {
+            return Err(V2Error::Http(status));
+        }
+        self.check_answer(&bytes)
+    }
+
+    fn check_answer(&self, bytes: &[u8]) -> Result<Params, V2Error> {
+        let answer = xml::parse(bytes).map_err(|e: XmlError| V2Error::Malformed(e.to_string()))?;
+        let return_code = answer.get("return_code").map(String::as_str).unwrap_or("");
+        if return_code != "SUCCESS" {
+            return Err(V2Error::Return {
+                return_code: if return_code.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    return_code.to_owned()
+                },
+                return_msg: answer.get("return_msg").cloned().unwrap_or_default(),
+            });
+        }
+        sign::verify(&answer, &self.inner.config.api_key).map_err(V2Error::Signature)?;
+        let config = &self.inner.config;
+        for (field, ours) in [("appid", &config.appid), ("mch_id", &config.mchid)] {
+            if let Some(theirs) = answer.get(field).filter(|v| !v.is_empty())
+                && theirs != ours
+            {
+                return Err(V2Error::Malformed(format!(
+                    "the answer names another {field}: {theirs:?}"
+                )));
+            }
+        }
+        if answer.get("result_code").map(String::as_str) != Some("SUCCESS") {
+            return Err(V2Error::Business {
+                err_code: answer
+                    .get("err_code")
+                    .cloned()
+                    .unwrap_or_else(|| "FAIL".to_owned()),
+                err_code_des: answer.get("err_code_des").cloned().unwrap_or_default(),
+            });
+        }
+        Ok(answer)
+    }
+
+    async fn post(&self, path: &str, body: String) -> Result<(StatusCode, Bytes), V2Error> {
+        let url = format!("{}{}", self.inner.config.api_base, path);
+        let mut response = self
+            .inner
+            .http
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header(http::header::ACCEPT, "text/xml, application/xml")
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| {
+                let request_may_have_been_sent = !(source.is_connect() || source.is_builder());
+                V2Error::Transport {
+                    source,
+                    request_may_have_been_sent,
+                }
+            })?;
+        let status = response.status();
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(V2Error::ResponseTooLarge(MAX_RESPONSE_BYTES));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|source| V2Error::Transport {
+                source,
+                request_may_have_been_sent: true,
+            })?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(V2Error::ResponseTooLarge(MAX_RESPONSE_BYTES));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, Bytes::from(body)))
+    }
+}
+
+/// Signs JSAPI client parameters the API v2 way: `appId`, `timeStamp`, `nonceStr`, `package`
+/// (`prepay_id=…`) and `signType`, with the rule of [`sign::sign`], into `paySign`.
+pub fn jsapi_params(
+    appid: &str,
+    prepay_id: &str,
+    time_stamp: &str,
+    nonce_str: &str,
+    key: &ApiKey,
+    sign_type: SignType,
+) -> ClientParams {
+    let package = format!("prepay_id={prepay_id}");
+    let pay_sign = sign::sign(
+        [
+            ("appId", appid),
+            ("timeStamp", time_stamp),
+            ("nonceStr", nonce_str),
+            ("package", package.as_str()),
+            ("signType", sign_type.as_str()),
+        ],
+        key,
+        sign_type,
+    );
+    ClientParams {
+        app_id: appid.to_owned(),
+        time_stamp: time_stamp.to_owned(),
+        nonce_str: nonce_str.to_owned(),
+        package,
+        sign_type: sign_type.as_str().to_owned(),
+        pay_sign,
+    }
+}
