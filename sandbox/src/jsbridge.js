@@ -6,7 +6,8 @@
  * H5) and wx.requestPayment({...}) (小程序 style) and shows a pay sheet with the amount and the
  * description. "Pay" asks the sandbox to pay (POST /sandbox/pay, which checks paySign as the WeChat
  * client does) and the notification is delivered to the shop; "Fail" simulates a failed payment;
- * "Cancel" closes the sheet. Buttons have stable ids for browser tests: wxpay-sandbox-pay,
+ * "Cancel" closes the sheet. Parameters of every upstream work: signType RSA (API v3), MD5 or
+ * HMAC-SHA256 (API v2, the gateway). Buttons have stable ids for browser tests: wxpay-sandbox-pay,
  * wxpay-sandbox-fail, wxpay-sandbox-cancel.
  */
 (function () {

@@ -1,10 +1,12 @@
 //! # wxpay-sandbox
 //!
-//! A local emulator of **WeChat Pay API v3** for tests, examples and frontend development. It
-//! listens on loopback, verifies merchant requests exactly as WeChat Pay does, signs every
-//! response with its own platform key, simulates the payer (`/sandbox/pay`, or a browser pay
-//! sheet through `/sandbox/jsbridge.js`) and delivers encrypted, signed `TRANSACTION.SUCCESS`
-//! notifications with WeChat's retry schedule and optional faults.
+//! A local emulator of **WeChat Pay API v3**, **WeChat Pay API v2** ([`v2`]) and the seed-001
+//! **payment gateway** ([`gateway`]) for tests, examples and frontend development. It
+//! listens on loopback, verifies merchant requests exactly as the upstream does, signs every
+//! response, simulates the payer (`/sandbox/pay`, or a browser pay sheet through
+//! `/sandbox/jsbridge.js`) and delivers the upstream's notification (v3: encrypted, signed
+//! `TRANSACTION.SUCCESS`; v2: signed XML; gateway: MD5-signed form callback) with WeChat's retry
+//! schedule and optional faults.
 //!
 //! It is a second, independent implementation of the wire protocol: it shares no code with
 //! wxpay-core, so a misunderstanding in one is caught by the other.
@@ -41,6 +43,9 @@
 //!   `GET /v3/pay/transactions/id/{id}?mchid=`, `POST /v3/pay/transactions/out-trade-no/{no}/close`,
 //!   `GET /v3/certificates` — authenticated with `Authorization: WECHATPAY2-SHA256-RSA2048 …`,
 //!   every response signed (`Wechatpay-*` headers).
+//! - `POST /pay/unifiedorder`, `POST /pay/orderquery`, `POST /pay/closeorder` — API v2, XML
+//!   signed with the v2 key ([`Sandbox::v2_api_key`], [`Sandbox::v2_sign_type`]).
+//! - `POST /open/trade/wx/jsapi/precreate` — the gateway ([`Sandbox::gateway`]).
 //! - `POST /sandbox/pay`, `GET /sandbox/prepay/{prepay_id}`, `GET /sandbox/deliveries`,
 //!   `POST /sandbox/faults`, `GET /sandbox/info`, `GET /sandbox/jsbridge.js` — the sandbox's
 //!   own controls (CORS open, unsigned).
@@ -50,7 +55,8 @@
 //! `WeixinJSBridge.invoke('getBrandWCPayRequest', params, cb)` and `wx.requestPayment({…})`,
 //! shows a pay sheet (amount, description; buttons `#wxpay-sandbox-pay`,
 //! `#wxpay-sandbox-fail`, `#wxpay-sandbox-cancel`) and answers
-//! `get_brand_wcpay_request:ok|cancel|fail` / `requestPayment:ok|fail cancel|fail …`.
+//! `get_brand_wcpay_request:ok|cancel|fail` / `requestPayment:ok|fail cancel|fail …`. It
+//! pays prepays of every upstream (`signType` `RSA`, `MD5` or `HMAC-SHA256`).
 
 mod config;
 pub mod crypto;

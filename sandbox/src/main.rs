@@ -3,21 +3,27 @@
 //! ```text
 //! cargo run -p wxpay-sandbox -- [--bind 127.0.0.1:8787] [--allow-http-notify]
 //!     [--mode public-key|certificate|both] [--keys-dir DIR] [--retry-scale N]
-//!     [--mchid ID] [--appid ID] [--api-v3-key KEY]
+//!     [--mchid ID] [--appid ID] [--api-v3-key KEY] [--v2-api-key KEY]
+//!     [--v2-sign-type MD5|HMAC-SHA256] [--gateway-biz-id ID] [--gateway-app-key KEY]
+//!     [--gateway-client-id ID]
 //! ```
 //! Every flag can also be given in the environment: `WXPAY_SANDBOX_BIND`,
 //! `WXPAY_SANDBOX_ALLOW_HTTP_NOTIFY=1`, `WXPAY_SANDBOX_MODE`, `WXPAY_SANDBOX_KEYS_DIR`,
 //! `WXPAY_SANDBOX_RETRY_SCALE`, `WXPAY_SANDBOX_MCHID`, `WXPAY_SANDBOX_APPID`,
-//! `WXPAY_SANDBOX_APIV3_KEY`. Ctrl-C stops it.
+//! `WXPAY_SANDBOX_APIV3_KEY`, `WXPAY_SANDBOX_V2_API_KEY`, `WXPAY_SANDBOX_V2_SIGN_TYPE`,
+//! `WXPAY_SANDBOX_GATEWAY_BIZ_ID`, `WXPAY_SANDBOX_GATEWAY_APP_KEY`,
+//! `WXPAY_SANDBOX_GATEWAY_CLIENT_ID`. It prints the shop's environment for each provider
+//! (API v3, API v2, gateway). Ctrl-C stops it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use wxpay_sandbox::{PlatformMode, RetrySchedule, Sandbox, SandboxConfig};
+use wxpay_sandbox::{PlatformMode, RetrySchedule, Sandbox, SandboxConfig, V2SignType};
 
 const USAGE: &str = "usage: wxpay-sandbox [--bind ADDR] [--allow-http-notify] \
 [--mode public-key|certificate|both] [--keys-dir DIR] [--retry-scale N] [--mchid ID] \
-[--appid ID] [--api-v3-key KEY]";
+[--appid ID] [--api-v3-key KEY] [--v2-api-key KEY] [--v2-sign-type MD5|HMAC-SHA256] \
+[--gateway-biz-id ID] [--gateway-app-key KEY] [--gateway-client-id ID]";
 
 struct Options {
     bind: SocketAddr,
@@ -28,6 +34,15 @@ struct Options {
     mchid: Option<String>,
     appid: Option<String>,
     api_v3_key: Option<String>,
+    v2_api_key: Option<String>,
+    v2_sign_type: V2SignType,
+    gateway_biz_id: Option<String>,
+    gateway_app_key: Option<String>,
+    gateway_client_id: Option<String>,
+}
+
+fn parse_sign_type(s: &str) -> Result<V2SignType, String> {
+    V2SignType::parse(s).ok_or_else(|| format!("unknown v2 sign type {s:?} (MD5, HMAC-SHA256)"))
 }
 
 fn parse_mode(s: &str) -> Result<PlatformMode, String> {
@@ -62,6 +77,12 @@ fn parse_options() -> Result<Options, String> {
         mchid: env("WXPAY_SANDBOX_MCHID"),
         appid: env("WXPAY_SANDBOX_APPID"),
         api_v3_key: env("WXPAY_SANDBOX_APIV3_KEY"),
+        v2_api_key: env("WXPAY_SANDBOX_V2_API_KEY"),
+        v2_sign_type: env("WXPAY_SANDBOX_V2_SIGN_TYPE")
+            .map_or(Ok(V2SignType::Md5), |t| parse_sign_type(&t))?,
+        gateway_biz_id: env("WXPAY_SANDBOX_GATEWAY_BIZ_ID"),
+        gateway_app_key: env("WXPAY_SANDBOX_GATEWAY_APP_KEY"),
+        gateway_client_id: env("WXPAY_SANDBOX_GATEWAY_CLIENT_ID"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -83,6 +104,11 @@ fn parse_options() -> Result<Options, String> {
             "--mchid" => o.mchid = Some(value("--mchid")?),
             "--appid" => o.appid = Some(value("--appid")?),
             "--api-v3-key" => o.api_v3_key = Some(value("--api-v3-key")?),
+            "--v2-api-key" => o.v2_api_key = Some(value("--v2-api-key")?),
+            "--v2-sign-type" => o.v2_sign_type = parse_sign_type(&value("--v2-sign-type")?)?,
+            "--gateway-biz-id" => o.gateway_biz_id = Some(value("--gateway-biz-id")?),
+            "--gateway-app-key" => o.gateway_app_key = Some(value("--gateway-app-key")?),
+            "--gateway-client-id" => o.gateway_client_id = Some(value("--gateway-client-id")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -127,6 +153,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(k) = o.api_v3_key {
         config = config.api_v3_key(k);
     }
+    config = config.v2_sign_type(o.v2_sign_type);
+    if let Some(k) = o.v2_api_key {
+        config = config.v2_api_key(k);
+    }
+    if let Some(b) = o.gateway_biz_id {
+        config = config.gateway_biz_id(b);
+    }
+    if let Some(k) = o.gateway_app_key {
+        config = config.gateway_app_key(k);
+    }
+    if let Some(c) = o.gateway_client_id {
+        config = config.gateway_client_id(c);
+    }
     let sandbox = Sandbox::start(config).await?;
     std::fs::create_dir_all(&o.keys_dir)?;
     let merchant = sandbox.merchant();
@@ -146,7 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     println!(
-        "wxpay sandbox (WeChat Pay API v3) listening on {}",
+        "wxpay sandbox (WeChat Pay API v3, API v2, payment gateway) listening on {}",
         sandbox.base_url()
     );
     println!("keys written to {}", o.keys_dir.display());
@@ -155,7 +194,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sandbox.base_url()
     );
     println!();
-    println!("# environment for a shop:");
+    println!("# environment for a shop on WeChat Pay API v3 (the default provider):");
     println!("WXPAY_API_BASE={}", sandbox.base_url());
     println!("WXPAY_MCHID={}", merchant.mchid);
     println!("WXPAY_APPID={}", merchant.appid);
@@ -168,6 +207,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("WXPAY_PLATFORM_CERT_FILE={}", file.display());
         println!("WXPAY_PLATFORM_CERT_SERIAL={serial}");
     }
+    println!();
+    println!("# environment for a shop on WeChat Pay API v2:");
+    println!("WXPAY_PROVIDER=v2");
+    println!("WXPAY_API_BASE={}", sandbox.base_url());
+    println!("WXPAY_MCHID={}", merchant.mchid);
+    println!("WXPAY_APPID={}", merchant.appid);
+    println!("WXPAY_API_KEY={}", sandbox.v2_api_key());
+    println!("WXPAY_SIGN_TYPE={}", sandbox.v2_sign_type());
+    println!();
+    println!("# environment for a shop on the payment gateway:");
+    let gateway = sandbox.gateway();
+    println!("WXPAY_PROVIDER=gateway");
+    println!("WXPAY_APPID={}", merchant.appid);
+    println!("WXPAY_GATEWAY_URL={}", sandbox.base_url());
+    println!("WXPAY_GATEWAY_BIZ_ID={}", gateway.biz_id);
+    println!("WXPAY_GATEWAY_APP_KEY={}", gateway.app_key);
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping");
     sandbox.shutdown().await;
