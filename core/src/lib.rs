@@ -54,6 +54,7 @@
 pub mod clock;
 pub mod engine;
 pub mod fields;
+pub mod gateway;
 pub mod nonce;
 pub mod order;
 pub mod provider;

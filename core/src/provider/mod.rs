@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::order::Order;
 
+pub mod gateway;
 pub mod v2;
 pub mod v3;
 
