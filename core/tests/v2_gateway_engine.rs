@@ -1,0 +1,271 @@
+//! End to end through the engine and the sandbox's independent API v2 and gateway emulators:
+//! precreate → pay → notify → PAID, bad inputs, forged and repeated callbacks, for
+//! `V2Provider` (MD5 and HMAC-SHA256) and `GatewayProvider`.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use wxpay_core::engine::{Engine, Route};
+use wxpay_core::fields::{NotifyUrl, OutTradeNo};
+use wxpay_core::gateway::{AppKey, GatewayClient, GatewayConfig};
+use wxpay_core::order::OrderStatus;
+use wxpay_core::provider::Provider;
+use wxpay_core::provider::gateway::GatewayProvider;
+use wxpay_core::provider::v2::V2Provider;
+use wxpay_core::store::{MemoryStore, OrderStore};
+use wxpay_core::v2::{ApiKey, SignType, V2Client, V2Config};
+use wxpay_sandbox::{
+    DeliveryKind, NotifyFaults, PayRequest, Sandbox, SandboxConfig, SimulatedOutcome, V2SignType,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
+
+#[derive(Clone)]
+struct Served {
+    engine: Engine,
+    notifications: Arc<Mutex<Vec<(Bytes, StatusCode)>>>,
+}
+
+async fn adapter(
+    State(s): State<Served>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let Some(route) = s.engine.route(&parts.method, parts.uri.path()) else {
+        return axum::response::Response::builder()
+            .status(404)
+            .body(axum::body::Body::empty())
+            .unwrap();
+    };
+    let bytes = axum::body::to_bytes(body, s.engine.body_limit(route))
+        .await
+        .unwrap();
+    let response = s
+        .engine
+        .handle(Request::from_parts(parts, bytes.clone()))
+        .await;
+    if route == Route::Notify {
+        s.notifications
+            .lock()
+            .unwrap()
+            .push((bytes, response.status()));
+    }
+    response.map(axum::body::Body::from)
+}
+
+struct Harness {
+    sandbox: Sandbox,
+    served: Served,
+    store: Arc<MemoryStore>,
+}
+
+enum Upstream {
+    V2(V2SignType),
+    Gateway,
+}
+
+async fn start(upstream: Upstream) -> Harness {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notify = format!("http://{}/wxpay/notify", listener.local_addr().unwrap());
+    let notify_url = NotifyUrl::parse_for_local_development(&notify).unwrap();
+    let mut config = SandboxConfig::for_tests().notify_faults(NotifyFaults {
+        duplicates: 2,
+        signtest_probe: true,
+        ..NotifyFaults::default()
+    });
+    if let Upstream::V2(sign_type) = upstream {
+        config = config.v2_sign_type(sign_type);
+    }
+    let sandbox = Sandbox::start(config).await.unwrap();
+    let provider: Arc<dyn Provider> = match upstream {
+        Upstream::V2(sign_type) => {
+            let merchant = sandbox.merchant();
+            let mut config = V2Config::new(
+                &merchant.appid,
+                &merchant.mchid,
+                ApiKey::new(sandbox.v2_api_key()).unwrap(),
+                match sign_type {
+                    V2SignType::Md5 => SignType::Md5,
+                    _ => SignType::HmacSha256,
+                },
+                notify_url,
+            );
+            config.api_base = sandbox.base_url().to_owned();
+            Arc::new(V2Provider::new(V2Client::builder(config).build().unwrap()))
+        }
+        Upstream::Gateway => {
+            let material = sandbox.gateway();
+            let config = GatewayConfig {
+                url: sandbox.base_url().to_owned(),
+                biz_id: material.biz_id.clone(),
+                app_key: AppKey::new(material.app_key.clone()).unwrap(),
+                notify_url,
+                ip: "127.0.0.1".parse().unwrap(),
+            };
+            Arc::new(GatewayProvider::new(GatewayClient::new(config).unwrap()))
+        }
+    };
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::builder(provider, store.clone()).build().unwrap();
+    let served = Served {
+        engine,
+        notifications: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .fallback(adapter)
+        .with_state(served.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Harness {
+        sandbox,
+        served,
+        store,
+    }
+}
+
+async fn call(h: &Harness, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Bytes) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(Bytes::from(body))
+        .unwrap();
+    let response = h.served.engine.handle(request).await;
+    (response.status(), response.into_body())
+}
+
+async fn precreate(h: &Harness, body: &Value) -> (StatusCode, Value) {
+    let (status, bytes) = call(
+        h,
+        Method::POST,
+        "/wxpay/precreate",
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await;
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+async fn status_of(h: &Harness, no: &str) -> Value {
+    let (status, bytes) = call(h, Method::GET, &format!("/wxpay/orders/{no}"), vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn notify(h: &Harness, body: Bytes) -> StatusCode {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/wxpay/notify")
+        .body(body)
+        .unwrap();
+    h.served.engine.handle(request).await.status()
+}
+
+async fn full_flow(h: &Harness, amount: u64) {
+    // Bad inputs change nothing and call no upstream.
+    for bad in [
+        json!({"openid": OPENID, "amount": 0}),
+        json!({"openid": "", "amount": 1}),
+        json!({"openid": OPENID, "amount": 1, "out_trade_no": "x"}),
+    ] {
+        let (status, reply) = precreate(h, &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    }
+
+    let (status, reply) = precreate(
+        h,
+        &json!({"openid": OPENID, "amount": amount, "description": "沙箱测试 e2e"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let no = reply["out_trade_no"].as_str().unwrap().to_owned();
+    assert!(reply["package"].as_str().unwrap().starts_with("prepay_id="));
+    assert_eq!(status_of(h, &no).await["status"], "PENDING");
+
+    let mut pay: PayRequest = serde_json::from_value(reply.clone()).unwrap();
+    pay.outcome = Some(SimulatedOutcome::Success);
+    let outcome = h.sandbox.pay(pay).await.unwrap();
+    assert_eq!(outcome.out_trade_no, no);
+    h.sandbox.wait_for_delivery(&no, WAIT).await.unwrap();
+    // The forged probe was refused; the real one and both repeats acknowledged.
+    let records = h.sandbox.wait_for_attempts(&no, 4, WAIT).await.unwrap();
+    for record in &records {
+        match record.kind {
+            DeliveryKind::Probe => assert!(!record.acknowledged, "{record:?}"),
+            _ => assert!(record.acknowledged, "{record:?}"),
+        }
+    }
+    assert!(records.iter().any(|r| r.kind == DeliveryKind::Probe));
+
+    let paid = status_of(h, &no).await;
+    assert_eq!(paid["status"], "PAID", "{paid}");
+    assert_eq!(paid["amount"], amount);
+    let key = OutTradeNo::try_from(no.as_str()).unwrap();
+    let order = h.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(
+        order.transaction_id.as_deref(),
+        outcome.transaction_id.as_deref()
+    );
+    assert_eq!(h.store.events_for_order(&key).await.unwrap().len(), 1);
+
+    // Replaying an accepted notification is acknowledged and changes nothing; a tampered copy
+    // is refused.
+    let accepted = h
+        .served
+        .notifications
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, status)| status.is_success())
+        .map(|(body, _)| body.clone())
+        .unwrap();
+    assert!(notify(h, accepted.clone()).await.is_success());
+    let text = String::from_utf8(accepted.to_vec()).unwrap();
+    let tampered = if text.starts_with("<xml>") {
+        text.replacen("<nonce_str>", "<nonce_str>x", 1).replacen(
+            "<nonce_str><![CDATA[",
+            "<nonce_str><![CDATA[x",
+            1,
+        )
+    } else {
+        text.replacen("nonce_str=", "nonce_str=x", 1)
+    };
+    assert_ne!(tampered, text);
+    assert!(!notify(h, Bytes::from(tampered)).await.is_success());
+    assert!(!notify(h, Bytes::from_static(b"garbage")).await.is_success());
+    assert_eq!(h.store.events_for_order(&key).await.unwrap().len(), 1);
+
+    // A second precreate of a paid order is refused.
+    let (status, _) = precreate(
+        h,
+        &json!({"openid": OPENID, "amount": amount, "out_trade_no": no}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_md5_end_to_end() {
+    let h = start(Upstream::V2(V2SignType::Md5)).await;
+    full_flow(&h, 1).await;
+    h.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_hmac_sha256_end_to_end() {
+    let h = start(Upstream::V2(V2SignType::HmacSha256)).await;
+    full_flow(&h, 83601).await;
+    h.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_end_to_end() {
+    let h = start(Upstream::Gateway).await;
+    full_flow(&h, 83601).await;
+    h.sandbox.shutdown().await;
+}
