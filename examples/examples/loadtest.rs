@@ -1,0 +1,3 @@
+//! Load benchmark of a shop against the sandbox (work in progress).
+
+fn main() {}
