@@ -8,7 +8,10 @@
 //! - [`v3`]: the WeChat Pay API v3 protocol: credentials, request signing, JSAPI client
 //!   parameters, response and notification verification, resource decryption, typed models, and
 //!   the [`v3::V3Client`] HTTP client with platform-certificate management.
-//! - [`provider`]: the upstream abstraction; [`provider::v3::V3Provider`] for API v3.
+//! - [`v2`] and [`gateway`]: WeChat Pay API v2 (XML, MD5 / HMAC-SHA256) and the seed-001
+//!   payment gateway (JSON precreate, MD5-signed form callbacks).
+//! - [`provider`]: the upstream abstraction; [`provider::v3::V3Provider`],
+//!   [`provider::v2::V2Provider`] and [`provider::gateway::GatewayProvider`].
 //! - [`engine`]: [`engine::Engine`], the routes over `http::Request<Bytes>`.
 //! - [`order`] and [`store`]: the order status machine and [`store::OrderStore`] with its stores.
 //! - [`fields`]: validated newtypes for order numbers, amounts (integer fen), texts and URLs.

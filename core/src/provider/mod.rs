@@ -43,19 +43,6 @@ pub struct ClientParams {
     pub pay_sign: String,
 }
 
-impl From<crate::v3::JsapiParams> for ClientParams {
-    fn from(params: crate::v3::JsapiParams) -> Self {
-        Self {
-            app_id: params.app_id,
-            time_stamp: params.time_stamp,
-            nonce_str: params.nonce_str,
-            package: params.package,
-            sign_type: params.sign_type,
-            pay_sign: params.pay_sign,
-        }
-    }
-}
-
 /// The merchant identity an upstream reports in notifications, for cross-checking.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MerchantIdentity {

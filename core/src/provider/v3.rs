@@ -154,7 +154,7 @@ impl Provider for V3Provider {
             .jsapi_prepay(&request)
             .await
             .map_err(|e| provider_error(&e))?;
-        let params = self.client.jsapi_params(&response.prepay_id).into();
+        let params = self.client.jsapi_params(&response.prepay_id);
         Ok(Prepay {
             prepay_id: response.prepay_id,
             expires_at: issued_at + PREPAY_ID_VALIDITY,
@@ -163,7 +163,7 @@ impl Provider for V3Provider {
     }
 
     fn client_params(&self, _order: &Order, prepay_id: &str) -> Option<ClientParams> {
-        Some(self.client.jsapi_params(prepay_id).into())
+        Some(self.client.jsapi_params(prepay_id))
     }
 
     async fn verify_notification(

@@ -21,7 +21,7 @@ use crate::nonce::NonceSource;
 
 use super::certificate::PlatformCertificate;
 use super::credentials::{ApiV3Key, MerchantCredentials};
-use super::jsapi::JsapiParams;
+use super::jsapi::{self, JsapiParams};
 use super::model::{
     CertificateList, CloseRequest, ErrorEnvelope, JsapiPrepayRequest, PrepayResponse, Transaction,
 };
@@ -366,7 +366,7 @@ impl V3Client {
     /// Signed client parameters for a prepay id, ready for `WeixinJSBridge` or
     /// `wx.requestPayment`.
     pub fn jsapi_params(&self, prepay_id: &str) -> JsapiParams {
-        JsapiParams::sign(
+        jsapi::sign(
             self.credentials(),
             prepay_id,
             self.inner.signer.clock().as_ref(),

@@ -1,76 +1,55 @@
 //! The parameters a page passes to `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` or a mini
 //! program to `wx.requestPayment(…)`.
 
-use serde::{Deserialize, Serialize};
-
 use crate::clock::Clock;
 use crate::nonce::NonceSource;
+use crate::provider::ClientParams;
 
 use super::credentials::MerchantCredentials;
 
-/// Signed JSAPI client parameters, serialised with WeChat's field names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JsapiParams {
-    /// `appId`.
-    #[serde(rename = "appId")]
-    pub app_id: String,
-    /// `timeStamp`: seconds, as a string.
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    /// `nonceStr`.
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    /// `package`: `prepay_id=…`.
-    pub package: String,
-    /// `signType`: `RSA` for API v3.
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    /// `paySign`.
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
-}
+/// Signed JSAPI client parameters: the provider-neutral [`ClientParams`], with `signType`
+/// `RSA` when made here.
+pub type JsapiParams = ClientParams;
 
 /// The message `paySign` covers: `appId\ntimeStamp\nnonceStr\npackage\n`.
 pub fn pay_sign_message(app_id: &str, time_stamp: &str, nonce_str: &str, package: &str) -> Vec<u8> {
     format!("{app_id}\n{time_stamp}\n{nonce_str}\n{package}\n").into_bytes()
 }
 
-impl JsapiParams {
-    /// Signs parameters for `prepay_id` now, with a fresh nonce.
-    pub fn sign(
-        credentials: &MerchantCredentials,
-        prepay_id: &str,
-        clock: &dyn Clock,
-        nonces: &dyn NonceSource,
-    ) -> Self {
-        Self::sign_at(
-            credentials,
-            prepay_id,
-            clock.unix_seconds(),
-            &nonces.nonce(),
-        )
-    }
+/// Signs API v3 parameters for `prepay_id` now, with a fresh nonce.
+pub fn sign(
+    credentials: &MerchantCredentials,
+    prepay_id: &str,
+    clock: &dyn Clock,
+    nonces: &dyn NonceSource,
+) -> JsapiParams {
+    sign_at(
+        credentials,
+        prepay_id,
+        clock.unix_seconds(),
+        &nonces.nonce(),
+    )
+}
 
-    /// Signs parameters for `prepay_id` with a given timestamp and nonce.
-    pub fn sign_at(
-        credentials: &MerchantCredentials,
-        prepay_id: &str,
-        timestamp: i64,
-        nonce: &str,
-    ) -> Self {
-        let app_id = credentials.appid().to_owned();
-        let time_stamp = timestamp.to_string();
-        let package = format!("prepay_id={prepay_id}");
-        let message = pay_sign_message(&app_id, &time_stamp, nonce, &package);
-        let pay_sign = credentials.private_key().sign_base64(&message);
-        Self {
-            app_id,
-            time_stamp,
-            nonce_str: nonce.to_owned(),
-            package,
-            sign_type: "RSA".to_owned(),
-            pay_sign,
-        }
+/// Signs API v3 parameters for `prepay_id` with a given timestamp and nonce.
+pub fn sign_at(
+    credentials: &MerchantCredentials,
+    prepay_id: &str,
+    timestamp: i64,
+    nonce: &str,
+) -> JsapiParams {
+    let app_id = credentials.appid().to_owned();
+    let time_stamp = timestamp.to_string();
+    let package = format!("prepay_id={prepay_id}");
+    let message = pay_sign_message(&app_id, &time_stamp, nonce, &package);
+    let pay_sign = credentials.private_key().sign_base64(&message);
+    ClientParams {
+        app_id,
+        time_stamp,
+        nonce_str: nonce.to_owned(),
+        package,
+        sign_type: "RSA".to_owned(),
+        pay_sign,
     }
 }
 
@@ -87,7 +66,7 @@ mod tests {
         .unwrap();
         let credentials =
             MerchantCredentials::new("1900000001", "wxd678efh567hg6787", "S1", key).unwrap();
-        let params = JsapiParams::sign_at(
+        let params = sign_at(
             &credentials,
             "wx201410272009395522657a690389285100",
             1414561699,
