@@ -1,26 +1,62 @@
 //! The shops' configuration, from environment variables.
 //!
+//! `WXPAY_PROVIDER` picks the upstream: `v3` (WeChat Pay API v3, the default), `v2` (WeChat Pay
+//! API v2, legacy merchants) or `gateway` (the seed-001 payment gateway). Each has a sandbox mode
+//! (the upstream emulated in process) and a production mode.
+//!
+//! Common to every provider:
+//!
 //! | variable | meaning | default |
 //! |---|---|---|
+//! | `WXPAY_PROVIDER` | `v3`, `v2` or `gateway` | `v3` |
 //! | `WXPAY_BIND` | address to listen on | `127.0.0.1:3000` |
 //! | `DATABASE_URL` | order store: `sqlite://FILE`, `postgres://…`, `mysql://…` | `sqlite://wxpay-shop.db` (created if missing) |
-//! | `WXPAY_MCHID` | merchant id; **unset = sandbox mode** | — |
+//! | `WXPAY_NOTIFY_URL` | the public `https://…/wxpay/notify` URL | required in production |
+//!
+//! `v3` (**`WXPAY_MCHID` unset = sandbox mode**):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPAY_MCHID` | merchant id | — |
 //! | `WXPAY_APPID` | app id (公众号 / 小程序) | required in production |
 //! | `WXPAY_MERCHANT_SERIAL` | merchant API certificate serial | required in production |
 //! | `WXPAY_MERCHANT_KEY_FILE` | merchant private key, PEM file | required in production |
 //! | `WXPAY_APIV3_KEY` | API v3 key, 32 characters | required in production |
 //! | `WXPAY_PLATFORM_PUBLIC_KEY_FILE` + `WXPAY_PLATFORM_PUBLIC_KEY_ID` | WeChat Pay public key (PEM) and its `PUB_KEY_ID_…` | — |
 //! | `WXPAY_PLATFORM_CERT_FILE` | platform certificate(s), PEM (certificate mode) | downloaded |
-//! | `WXPAY_NOTIFY_URL` | the public `https://…/wxpay/notify` URL | required in production |
 //! | `WXPAY_API_BASE` | WeChat Pay API v3 base URL | `https://api.mch.weixin.qq.com` |
 //!
 //! With neither a platform public key nor a certificate file, the shop runs in certificate mode
 //! and downloads the platform certificates from `GET /v3/certificates` on start.
+//!
+//! `v2` (**`WXPAY_MCHID` unset = sandbox mode**):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPAY_MCHID` | merchant id (`mch_id`) | — |
+//! | `WXPAY_APPID` | app id | required in production |
+//! | `WXPAY_API_KEY` | API key (API密钥), 32 characters | required in production |
+//! | `WXPAY_SIGN_TYPE` | `MD5` or `HMAC-SHA256` (also honoured in sandbox mode) | `MD5` |
+//! | `WXPAY_API_BASE` | WeChat Pay API v2 base URL | `https://api.mch.weixin.qq.com` |
+//!
+//! `gateway` (**`WXPAY_GATEWAY_URL` unset = sandbox mode**):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPAY_GATEWAY_URL` | the gateway's base URL (`/open/trade/wx/jsapi/precreate` is appended) | — |
+//! | `WXPAY_GATEWAY_BIZ_ID` | the `biz_id` the gateway assigned | required in production |
+//! | `WXPAY_GATEWAY_APP_KEY` | the `app_key` paired with it (signs callbacks) | required in production |
+//! | `WXPAY_GATEWAY_IP` | this server's IP, sent as the gateway's required `ip` field | `127.0.0.1` |
+//!
+//! Secrets (`WXPAY_APIV3_KEY`, `WXPAY_API_KEY`, `WXPAY_GATEWAY_APP_KEY`, key files) are never
+//! printed, not even in error messages.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use wxpay_core::fields::NotifyUrl;
+use wxpay_core::gateway::{AppKey, GatewayConfig};
+use wxpay_core::v2::{ApiKey, SignType, V2Config};
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformCertificate, PlatformPublicKey,
     PlatformTrust,
@@ -62,13 +98,97 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The upstream protocol (`WXPAY_PROVIDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderKind {
+    /// `v3`: WeChat Pay API v3 (the default).
+    #[default]
+    V3,
+    /// `v2`: WeChat Pay API v2 (XML, MD5 / HMAC-SHA256 with the API key).
+    V2,
+    /// `gateway`: the seed-001 payment gateway.
+    Gateway,
+}
+
+impl ProviderKind {
+    /// The `WXPAY_PROVIDER` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::V3 => "v3",
+            ProviderKind::V2 => "v2",
+            ProviderKind::Gateway => "gateway",
+        }
+    }
+
+    /// What it is, for humans.
+    pub fn description(self) -> &'static str {
+        match self {
+            ProviderKind::V3 => "WeChat Pay API v3",
+            ProviderKind::V2 => "WeChat Pay API v2",
+            ProviderKind::Gateway => "the payment gateway (seed 001)",
+        }
+    }
+
+    /// The variable whose presence selects production mode.
+    pub fn production_switch(self) -> &'static str {
+        match self {
+            ProviderKind::V3 | ProviderKind::V2 => "WXPAY_MCHID",
+            ProviderKind::Gateway => "WXPAY_GATEWAY_URL",
+        }
+    }
+
+    /// The production variables that sandbox mode ignores (besides the switch).
+    fn production_variables(self) -> &'static [&'static str] {
+        match self {
+            ProviderKind::V3 => PRODUCTION_VARIABLES,
+            ProviderKind::V2 => &["WXPAY_APPID", "WXPAY_API_KEY", "WXPAY_API_BASE"],
+            ProviderKind::Gateway => &[
+                "WXPAY_GATEWAY_BIZ_ID",
+                "WXPAY_GATEWAY_APP_KEY",
+                "WXPAY_GATEWAY_IP",
+            ],
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = ConfigError;
+
+    /// `v3`, `v2` or `gateway` (ASCII case-insensitive).
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let value = value.trim();
+        [ProviderKind::V3, ProviderKind::V2, ProviderKind::Gateway]
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(value))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "WXPAY_PROVIDER",
+                    format!(
+                        "{value:?} is not a provider: expected v3 (the default), v2 or gateway"
+                    ),
+                )
+            })
+    }
+}
+
 /// Where the payments go.
 #[derive(Debug)]
 pub enum Upstream {
-    /// Sandbox mode: the sandbox runs in process with generated keys.
+    /// Sandbox mode: the sandbox runs in process with generated keys and emulates the chosen
+    /// provider's upstream.
     Sandbox,
     /// Production mode: a server that speaks WeChat Pay API v3.
     Production(Box<ProductionConfig>),
+    /// Production mode: a server that speaks WeChat Pay API v2.
+    V2(Box<V2Config>),
+    /// Production mode: the payment gateway.
+    Gateway(Box<GatewayConfig>),
 }
 
 /// The merchant's production settings.
@@ -95,12 +215,16 @@ pub struct ShopConfig {
     pub bind: SocketAddr,
     /// `DATABASE_URL`.
     pub database_url: String,
+    /// `WXPAY_PROVIDER`.
+    pub provider: ProviderKind,
+    /// `WXPAY_SIGN_TYPE` for `v2` in sandbox mode (the sandbox merchant is set up with it).
+    pub sandbox_sign_type: SignType,
     /// `WXPAY_NOTIFY_URL` in sandbox mode (optional there; derived from the bound address).
     pub sandbox_notify_url: Option<String>,
     /// Sandbox or production.
     pub upstream: Upstream,
-    /// Production variables that were set although `WXPAY_MCHID` is not (sandbox mode ignores
-    /// them; the banner says so).
+    /// Production variables that were set although the production switch (`WXPAY_MCHID`, or
+    /// `WXPAY_GATEWAY_URL` for the gateway) is not (sandbox mode ignores them; the banner says so).
     pub ignored: Vec<&'static str>,
 }
 
@@ -147,13 +271,25 @@ impl ShopConfig {
                 "must start with sqlite:, postgres:, postgresql:, mysql: or mariadb:",
             ));
         }
-        let Some(mchid) = get("WXPAY_MCHID") else {
+        let provider = match get("WXPAY_PROVIDER") {
+            Some(value) => value.parse()?,
+            None => ProviderKind::default(),
+        };
+        let sign_type = match get("WXPAY_SIGN_TYPE") {
+            Some(value) if provider == ProviderKind::V2 => value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::new("WXPAY_SIGN_TYPE", "must be MD5 or HMAC-SHA256"))?,
+            _ => SignType::Md5,
+        };
+        let Some(switch) = get(provider.production_switch()) else {
             let sandbox_notify_url = get("WXPAY_NOTIFY_URL");
             if let Some(url) = &sandbox_notify_url {
                 NotifyUrl::parse_for_local_development(url)
                     .map_err(|e| ConfigError::new("WXPAY_NOTIFY_URL", e.to_string()))?;
             }
-            let ignored = PRODUCTION_VARIABLES
+            let ignored = provider
+                .production_variables()
                 .iter()
                 .copied()
                 .filter(|name| get(name).is_some())
@@ -161,17 +297,27 @@ impl ShopConfig {
             return Ok(Self {
                 bind,
                 database_url,
+                provider,
+                sandbox_sign_type: sign_type,
                 sandbox_notify_url,
                 upstream: Upstream::Sandbox,
                 ignored,
             });
         };
-        let production = production(&get, mchid)?;
+        let upstream = match provider {
+            ProviderKind::V3 => Upstream::Production(Box::new(production(&get, switch)?)),
+            ProviderKind::V2 => Upstream::V2(Box::new(production_v2(&get, &switch, sign_type)?)),
+            ProviderKind::Gateway => {
+                Upstream::Gateway(Box::new(production_gateway(&get, &switch)?))
+            }
+        };
         Ok(Self {
             bind,
             database_url,
+            provider,
+            sandbox_sign_type: sign_type,
             sandbox_notify_url: None,
-            upstream: Upstream::Production(Box::new(production)),
+            upstream,
             ignored: Vec::new(),
         })
     }
@@ -203,22 +349,11 @@ fn production(
     let private_key =
         MerchantPrivateKey::from_pem(&read_pem("WXPAY_MERCHANT_KEY_FILE", &key_file)?)
             .map_err(|e| ConfigError::new("WXPAY_MERCHANT_KEY_FILE", e.to_string()))?;
-    for (name, value, max) in [
+    check_identifiers(&[
         ("WXPAY_MCHID", &mchid, 32),
         ("WXPAY_APPID", &appid, 32),
         ("WXPAY_MERCHANT_SERIAL", &serial, 64),
-    ] {
-        if value.len() > max
-            || !value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(ConfigError::new(
-                name,
-                format!("must be at most {max} letters, digits or '_'"),
-            ));
-        }
-    }
+    ])?;
     let credentials = MerchantCredentials::new(mchid, appid, serial, private_key)
         .map_err(|e| ConfigError::new("WXPAY_MCHID", e.to_string()))?;
     let api_v3_key = ApiV3Key::new(api_v3_key.trim().as_bytes()).map_err(|_| {
@@ -295,6 +430,110 @@ fn production(
         notify_url,
         api_base,
     })
+}
+
+/// Each value is at most `max` letters, digits or `_`.
+fn check_identifiers(values: &[(&'static str, &str, usize)]) -> Result<(), ConfigError> {
+    for &(name, value, max) in values {
+        if value.len() > max
+            || !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(ConfigError::new(
+                name,
+                format!("must be at most {max} letters, digits or '_'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Production mode of `WXPAY_PROVIDER=v2`.
+fn production_v2(
+    get: &impl Fn(&str) -> Option<String>,
+    mchid: &str,
+    sign_type: SignType,
+) -> Result<V2Config, ConfigError> {
+    let required = |name: &'static str| {
+        get(name).ok_or_else(|| {
+            ConfigError::new(
+                name,
+                "is required in production mode (WXPAY_PROVIDER=v2 and WXPAY_MCHID is set); \
+                 unset WXPAY_MCHID for sandbox mode",
+            )
+        })
+    };
+    let appid = required("WXPAY_APPID")?;
+    let api_key = required("WXPAY_API_KEY")?;
+    let notify_url = required("WXPAY_NOTIFY_URL")?;
+    let mchid = mchid.trim().to_owned();
+    let appid = appid.trim().to_owned();
+    check_identifiers(&[("WXPAY_MCHID", &mchid, 32), ("WXPAY_APPID", &appid, 32)])?;
+    // The error says what is wrong (length, character class), never the key.
+    let api_key = ApiKey::new(api_key.trim())
+        .map_err(|e| ConfigError::new("WXPAY_API_KEY", e.to_string()))?;
+    let notify_url = parse_notify_url(&notify_url)?;
+    let mut config = V2Config::new(appid, mchid, api_key, sign_type, notify_url);
+    config.api_base = parse_api_base(get("WXPAY_API_BASE").as_deref())?;
+    Ok(config)
+}
+
+/// Production mode of `WXPAY_PROVIDER=gateway`.
+fn production_gateway(
+    get: &impl Fn(&str) -> Option<String>,
+    url: &str,
+) -> Result<GatewayConfig, ConfigError> {
+    let required = |name: &'static str| {
+        get(name).ok_or_else(|| {
+            ConfigError::new(
+                name,
+                "is required in production mode (WXPAY_PROVIDER=gateway and WXPAY_GATEWAY_URL \
+                 is set); unset WXPAY_GATEWAY_URL for sandbox mode",
+            )
+        })
+    };
+    let url = parse_gateway_url(url)?;
+    let biz_id = required("WXPAY_GATEWAY_BIZ_ID")?.trim().to_owned();
+    let app_key = required("WXPAY_GATEWAY_APP_KEY")?;
+    let notify_url = required("WXPAY_NOTIFY_URL")?;
+    let app_key = AppKey::new(app_key.trim())
+        .map_err(|e| ConfigError::new("WXPAY_GATEWAY_APP_KEY", e.to_string()))?;
+    let ip = match get("WXPAY_GATEWAY_IP") {
+        Some(value) => value.trim().parse().map_err(|_| {
+            ConfigError::new(
+                "WXPAY_GATEWAY_IP",
+                format!("{value:?} is not an IP address like 203.0.113.7"),
+            )
+        })?,
+        None => IpAddr::from([127, 0, 0, 1]),
+    };
+    Ok(GatewayConfig {
+        url,
+        biz_id,
+        app_key,
+        notify_url: parse_notify_url(&notify_url)?,
+        ip,
+    })
+}
+
+/// The gateway's base URL: absolute http(s), no query, no trailing slash.
+fn parse_gateway_url(value: &str) -> Result<String, ConfigError> {
+    let value = value.trim().trim_end_matches('/');
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| ConfigError::new("WXPAY_GATEWAY_URL", "is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("https" | "http"))
+        || uri.authority().is_none()
+        || uri.query().is_some()
+    {
+        return Err(ConfigError::new(
+            "WXPAY_GATEWAY_URL",
+            "must be the gateway's absolute http(s) base URL, without a query \
+             (/open/trade/wx/jsapi/precreate is appended to it)",
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// `https://…`, or `http://` to a loopback host (a local sandbox: WeChat Pay itself refuses
@@ -468,5 +707,110 @@ mod tests {
         let blocks = pem_blocks(text);
         assert_eq!(blocks.len(), 2);
         assert!(blocks[1].contains("BBB"));
+    }
+
+    #[test]
+    fn provider_is_v3_by_default_and_anything_else_is_named() {
+        assert_eq!(config(&[]).unwrap().provider, ProviderKind::V3);
+        for (value, kind) in [
+            ("v3", ProviderKind::V3),
+            ("V2", ProviderKind::V2),
+            (" gateway ", ProviderKind::Gateway),
+        ] {
+            let c = config(&[("WXPAY_PROVIDER", value)]).unwrap();
+            assert_eq!(c.provider, kind);
+            assert!(c.is_sandbox());
+        }
+        let e = config(&[("WXPAY_PROVIDER", "qfpay")]).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_PROVIDER");
+        assert!(e.message.contains("v3") && e.message.contains("gateway"));
+    }
+
+    const V2_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+    #[test]
+    fn v2_sandbox_and_production() {
+        let c = config(&[
+            ("WXPAY_PROVIDER", "v2"),
+            ("WXPAY_SIGN_TYPE", "hmac-sha256"),
+            ("WXPAY_API_KEY", V2_KEY),
+        ])
+        .unwrap();
+        assert!(c.is_sandbox());
+        assert_eq!(c.sandbox_sign_type, SignType::HmacSha256);
+        assert_eq!(c.ignored, vec!["WXPAY_API_KEY"]);
+
+        let vars = [
+            ("WXPAY_PROVIDER", "v2"),
+            ("WXPAY_MCHID", "1900000001"),
+            ("WXPAY_APPID", "wx1234"),
+            ("WXPAY_API_KEY", V2_KEY),
+            ("WXPAY_NOTIFY_URL", "https://shop.example/wxpay/notify"),
+        ];
+        let c = config(&vars).unwrap();
+        let Upstream::V2(v2) = &c.upstream else {
+            panic!("{c:?}")
+        };
+        assert_eq!(v2.sign_type, SignType::Md5);
+        assert_eq!(v2.api_base, DEFAULT_API_BASE);
+        assert_eq!(v2.mchid, "1900000001");
+        assert!(
+            !format!("{c:?}").contains(V2_KEY),
+            "the key is never printed"
+        );
+
+        let e = config(&[&vars[..], &[("WXPAY_SIGN_TYPE", "SHA1")]].concat()).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_SIGN_TYPE");
+        let e = config(&[&vars[..], &[("WXPAY_API_KEY", "short")]].concat()).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_API_KEY");
+        assert!(!e.message.contains("short"));
+        let e = config(&vars[..3]).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_API_KEY");
+        assert!(e.message.contains("WXPAY_MCHID"), "{e}");
+    }
+
+    #[test]
+    fn gateway_sandbox_and_production() {
+        let c = config(&[
+            ("WXPAY_PROVIDER", "gateway"),
+            ("WXPAY_MCHID", "1900000001"),
+            ("WXPAY_GATEWAY_BIZ_ID", "biz"),
+        ])
+        .unwrap();
+        assert!(c.is_sandbox(), "WXPAY_GATEWAY_URL selects production");
+        assert_eq!(c.ignored, vec!["WXPAY_GATEWAY_BIZ_ID"]);
+
+        let vars = [
+            ("WXPAY_PROVIDER", "gateway"),
+            ("WXPAY_GATEWAY_URL", "https://pay.example/"),
+            ("WXPAY_GATEWAY_BIZ_ID", "shop-1"),
+            ("WXPAY_GATEWAY_APP_KEY", "secret-app-key"),
+            ("WXPAY_NOTIFY_URL", "https://shop.example/wxpay/notify"),
+        ];
+        let c = config(&vars).unwrap();
+        let Upstream::Gateway(gateway) = &c.upstream else {
+            panic!("{c:?}")
+        };
+        assert_eq!(gateway.url, "https://pay.example");
+        assert_eq!(gateway.ip.to_string(), "127.0.0.1");
+        assert!(!format!("{c:?}").contains("secret-app-key"));
+        let c = config(&[&vars[..], &[("WXPAY_GATEWAY_IP", "203.0.113.7")]].concat()).unwrap();
+        let Upstream::Gateway(gateway) = &c.upstream else {
+            panic!("{c:?}")
+        };
+        assert_eq!(gateway.ip.to_string(), "203.0.113.7");
+
+        let e = config(&[&vars[..], &[("WXPAY_GATEWAY_IP", "nope")]].concat()).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_GATEWAY_IP");
+        let e = config(&vars[..3]).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_GATEWAY_APP_KEY");
+        assert!(e.message.contains("WXPAY_GATEWAY_URL"), "{e}");
+        let e = config(&[
+            ("WXPAY_PROVIDER", "gateway"),
+            ("WXPAY_GATEWAY_URL", "ftp://x"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "WXPAY_GATEWAY_URL");
+        assert!(parse_gateway_url("https://pay.example/x?y=1").is_err());
     }
 }

@@ -10,15 +10,20 @@ use async_trait::async_trait;
 use serde_json::json;
 use wxpay_core::engine::{Engine, HookError, PaidHook};
 use wxpay_core::fields::NotifyUrl;
+use wxpay_core::gateway::{AppKey, GatewayClient, GatewayConfig};
+use wxpay_core::provider::Provider;
+use wxpay_core::provider::gateway::GatewayProvider;
+use wxpay_core::provider::v2::V2Provider;
 use wxpay_core::provider::v3::V3Provider;
 use wxpay_core::store::{PaidEvent, SqlxStore};
+use wxpay_core::v2::{ApiKey, SignType, V2Client, V2Config};
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformPublicKey, PlatformTrust, V3Client,
 };
-use wxpay_sandbox::{Sandbox, SandboxConfig};
+use wxpay_sandbox::{Sandbox, SandboxConfig, V2SignType};
 
 use crate::catalog::{Catalog, CatalogPolicy};
-use crate::config::{ConfigError, ShopConfig, Upstream};
+use crate::config::{ConfigError, ProviderKind, ShopConfig, Upstream};
 
 /// The demo payer's openid in sandbox mode (real apps get it through WeChat OAuth).
 pub const SANDBOX_OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
@@ -27,6 +32,7 @@ pub const SANDBOX_OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 pub struct Shop {
     engine: Engine,
     catalog: Catalog,
+    provider: ProviderKind,
     sandbox: Option<Sandbox>,
     notify_url: String,
     api_base: String,
@@ -39,6 +45,7 @@ pub struct Shop {
 impl fmt::Debug for Shop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shop")
+            .field("provider", &self.provider)
             .field("sandbox", &self.sandbox.is_some())
             .field("notify_url", &self.notify_url)
             .field("api_base", &self.api_base)
@@ -83,19 +90,30 @@ impl Shop {
         let store = SqlxStore::connect(&config.database_url)
             .await
             .map_err(|e| ConfigError::new("DATABASE_URL", format!("cannot open the store: {e}")))?;
-        let (client, notify_url, sandbox, certificate_mode) = match config.upstream {
+        let kind = config.provider;
+        let switch = kind.production_switch();
+        let (upstream, sandbox) = match config.upstream {
             Upstream::Sandbox => {
                 let notify_url = config
                     .sandbox_notify_url
                     .clone()
                     .unwrap_or_else(|| format!("http://{}/wxpay/notify", reachable(bound)));
-                let sandbox = Sandbox::start(SandboxConfig::default().allow_http_notify_url(true))
-                    .await
-                    .map_err(|e| ConfigError::new("WXPAY_MCHID", format!("sandbox: {e}")))?;
-                let client = sandbox_client(&sandbox)?;
+                let sign_type = match config.sandbox_sign_type {
+                    SignType::HmacSha256 => V2SignType::HmacSha256,
+                    _ => V2SignType::Md5,
+                };
+                let sandbox = Sandbox::start(
+                    SandboxConfig::default()
+                        .allow_http_notify_url(true)
+                        .v2_sign_type(sign_type),
+                )
+                .await
+                .map_err(|e| ConfigError::new(switch, format!("sandbox: {e}")))?;
                 let notify_url = NotifyUrl::parse_for_local_development(&notify_url)
                     .map_err(|e| ConfigError::new("WXPAY_NOTIFY_URL", e.to_string()))?;
-                (client, notify_url, Some(sandbox), false)
+                let upstream =
+                    sandbox_upstream(&sandbox, kind, config.sandbox_sign_type, notify_url)?;
+                (upstream, Some(sandbox))
             }
             Upstream::Production(production) => {
                 let production = *production;
@@ -108,39 +126,83 @@ impl Shop {
                 .build()
                 .map_err(|e| ConfigError::new("WXPAY_API_BASE", e.to_string()))?;
                 (
-                    client,
-                    production.notify_url,
+                    Built::V3 {
+                        client,
+                        notify_url: production.notify_url,
+                        certificate_mode: production.certificate_mode,
+                    },
                     None,
-                    production.certificate_mode,
                 )
             }
+            Upstream::V2(v2) => (Built::V2(*v2), None),
+            Upstream::Gateway(gateway) => (Built::Gateway(*gateway), None),
         };
-        let certificate_refresh = if certificate_mode {
-            client.refresh_certificates().await.map_err(|e| {
-                ConfigError::new(
-                    "WXPAY_PLATFORM_CERT_FILE",
-                    format!(
-                        "no platform public key is configured and the platform certificates \
-                         could not be downloaded: {e}"
-                    ),
-                )
-            })?;
-            Some(client.spawn_certificate_refresh(Duration::from_secs(12 * 3600)))
-        } else {
-            None
-        };
-        let api_base = client.base_url().to_owned();
+        let (provider, notify_url, api_base, certificate_refresh): (Arc<dyn Provider>, _, _, _) =
+            match upstream {
+                Built::V3 {
+                    client,
+                    notify_url,
+                    certificate_mode,
+                } => {
+                    let certificate_refresh = if certificate_mode {
+                        client.refresh_certificates().await.map_err(|e| {
+                            ConfigError::new(
+                                "WXPAY_PLATFORM_CERT_FILE",
+                                format!(
+                                    "no platform public key is configured and the platform \
+                                     certificates could not be downloaded: {e}"
+                                ),
+                            )
+                        })?;
+                        Some(client.spawn_certificate_refresh(Duration::from_secs(12 * 3600)))
+                    } else {
+                        None
+                    };
+                    let api_base = client.base_url().to_owned();
+                    (
+                        Arc::new(V3Provider::new(client, notify_url.clone())),
+                        notify_url,
+                        api_base,
+                        certificate_refresh,
+                    )
+                }
+                Built::V2(v2) => {
+                    let notify_url = v2.notify_url.clone();
+                    let api_base = v2.api_base.clone();
+                    let client = V2Client::builder(v2)
+                        .build()
+                        .map_err(|e| ConfigError::new("WXPAY_API_BASE", e.to_string()))?;
+                    (
+                        Arc::new(V2Provider::new(client)),
+                        notify_url,
+                        api_base,
+                        None,
+                    )
+                }
+                Built::Gateway(gateway) => {
+                    let notify_url = gateway.notify_url.clone();
+                    let client = GatewayClient::new(gateway)
+                        .map_err(|e| ConfigError::new("WXPAY_GATEWAY_URL", e.to_string()))?;
+                    let api_base = client.config().url.clone();
+                    (
+                        Arc::new(GatewayProvider::new(client)),
+                        notify_url,
+                        api_base,
+                        None,
+                    )
+                }
+            };
         let catalog = Catalog::demo();
-        let provider = V3Provider::new(client, notify_url.clone());
-        let engine = Engine::builder(Arc::new(provider), Arc::new(store))
+        let engine = Engine::builder(provider, Arc::new(store))
             .checkout_policy(Arc::new(CatalogPolicy::new(catalog.clone())))
             .paid_hook(Arc::new(LogPaidHook))
             .build()
-            .map_err(|e| ConfigError::new("WXPAY_MCHID", format!("engine: {e}")))?;
+            .map_err(|e| ConfigError::new(switch, format!("engine: {e}")))?;
         let tasks = engine.spawn_background_tasks();
         Ok(Self {
             engine,
             catalog,
+            provider: kind,
             sandbox,
             notify_url: notify_url.as_str().to_owned(),
             api_base,
@@ -159,6 +221,11 @@ impl Shop {
     /// The products.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The upstream provider (`WXPAY_PROVIDER`).
+    pub fn provider(&self) -> ProviderKind {
+        self.provider
     }
 
     /// The in-process sandbox, in sandbox mode.
@@ -204,14 +271,19 @@ impl Shop {
         let mut lines = Vec::new();
         match &self.sandbox {
             Some(sandbox) => {
+                let switch = self.provider.production_switch();
                 lines.push(format!(
-                    "wxpay shop running in SANDBOX MODE (WXPAY_MCHID is unset): WeChat Pay is \
+                    "wxpay shop running in SANDBOX MODE ({switch} is unset): {} is \
                      emulated in process at {} with generated keys; no real money moves.",
+                    match self.provider {
+                        ProviderKind::V3 => "WeChat Pay",
+                        _ => self.provider.description(),
+                    },
                     sandbox.base_url()
                 ));
                 if !self.ignored.is_empty() {
                     lines.push(format!(
-                        "  ignored in sandbox mode: {} (set WXPAY_MCHID for production mode)",
+                        "  ignored in sandbox mode: {} (set {switch} for production mode)",
                         self.ignored.join(", ")
                     ));
                 }
@@ -221,6 +293,11 @@ impl Shop {
                 self.api_base
             )),
         }
+        lines.push(format!(
+            "  provider:    {} (WXPAY_PROVIDER={})",
+            self.provider.description(),
+            self.provider
+        ));
         lines.push(format!("  shop:        {url}/"));
         lines.push(format!("  notify URL:  {}", self.notify_url));
         lines.push(format!("  store:       {}", redact_url(&self.database_url)));
@@ -252,6 +329,57 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// A production or sandbox upstream, before its provider is built.
+enum Built {
+    V3 {
+        client: V3Client,
+        notify_url: NotifyUrl,
+        certificate_mode: bool,
+    },
+    V2(V2Config),
+    Gateway(GatewayConfig),
+}
+
+/// The chosen provider's configuration against the in-process sandbox.
+fn sandbox_upstream(
+    sandbox: &Sandbox,
+    kind: ProviderKind,
+    sign_type: SignType,
+    notify_url: NotifyUrl,
+) -> Result<Built, ConfigError> {
+    let switch = kind.production_switch();
+    let error = |e: &dyn fmt::Display| ConfigError::new(switch, format!("sandbox keys: {e}"));
+    Ok(match kind {
+        ProviderKind::V3 => Built::V3 {
+            client: sandbox_client(sandbox)?,
+            notify_url,
+            certificate_mode: false,
+        },
+        ProviderKind::V2 => {
+            let merchant = sandbox.merchant();
+            let mut config = V2Config::new(
+                &merchant.appid,
+                &merchant.mchid,
+                ApiKey::new(sandbox.v2_api_key()).map_err(|e| error(&e))?,
+                sign_type,
+                notify_url,
+            );
+            sandbox.base_url().clone_into(&mut config.api_base);
+            Built::V2(config)
+        }
+        ProviderKind::Gateway => {
+            let material = sandbox.gateway();
+            Built::Gateway(GatewayConfig {
+                url: sandbox.base_url().to_owned(),
+                biz_id: material.biz_id.clone(),
+                app_key: AppKey::new(material.app_key.as_str()).map_err(|e| error(&e))?,
+                notify_url,
+                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            })
+        }
+    })
 }
 
 /// A client for the in-process sandbox's merchant.

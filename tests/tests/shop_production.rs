@@ -1,14 +1,99 @@
 //! Each example shop (axum_shop, actix_shop) in production mode, configured only through its
-//! environment contract, against the sandbox standing in for WeChat Pay.
+//! environment contract, against the sandbox standing in for each upstream (`WXPAY_PROVIDER`
+//! `v3`, `v2` with MD5 and with HMAC-SHA256, `gateway`): precreate → pay → notify → PAID, bad
+//! inputs, forged and repeated callbacks, and a misconfiguration named by its variable.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wxpay_sandbox::{PayRequest, PlatformMode, Sandbox, SandboxConfig};
+use wxpay_sandbox::{
+    DeliveryKind, NotifyFaults, PayRequest, PlatformMode, Sandbox, SandboxConfig, V2SignType,
+};
 use wxpay_tests::{Running, example_binary, free_port, scratch_dir};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The upstream a shop is configured for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    V3,
+    V2Md5,
+    V2HmacSha256,
+    Gateway,
+}
+
+impl Kind {
+    /// `WXPAY_PROVIDER`.
+    fn provider(self) -> &'static str {
+        match self {
+            Kind::V3 => "v3",
+            Kind::V2Md5 | Kind::V2HmacSha256 => "v2",
+            Kind::Gateway => "gateway",
+        }
+    }
+
+    /// A sandbox for this upstream that also repeats every notification twice and sends a
+    /// forged (v3: `WECHATPAY/SIGNTEST/`) copy first.
+    async fn sandbox(self, config: SandboxConfig) -> Sandbox {
+        let config = config.notify_faults(NotifyFaults {
+            duplicates: 2,
+            signtest_probe: true,
+            ..NotifyFaults::default()
+        });
+        let config = match self {
+            Kind::V2HmacSha256 => config.v2_sign_type(V2SignType::HmacSha256),
+            Kind::V2Md5 => config.v2_sign_type(V2SignType::Md5),
+            Kind::V3 | Kind::Gateway => config,
+        };
+        Sandbox::start(config).await.unwrap()
+    }
+
+    /// The production environment for `sandbox` (files written to `dir`).
+    fn env(self, sandbox: &Sandbox, dir: &Path, port: u16) -> Vec<(&'static str, String)> {
+        let common = [
+            ("WXPAY_BIND", format!("127.0.0.1:{port}")),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("shop.db").display()),
+            ),
+            (
+                "WXPAY_NOTIFY_URL",
+                format!("http://127.0.0.1:{port}/wxpay/notify"),
+            ),
+        ];
+        let mut vars = match self {
+            Kind::V3 => return production_env(sandbox, dir, port, false),
+            Kind::V2Md5 | Kind::V2HmacSha256 => vec![
+                ("WXPAY_PROVIDER", "v2".to_owned()),
+                ("WXPAY_MCHID", sandbox.merchant().mchid.clone()),
+                ("WXPAY_APPID", sandbox.merchant().appid.clone()),
+                ("WXPAY_API_KEY", sandbox.v2_api_key().to_owned()),
+                ("WXPAY_SIGN_TYPE", sandbox.v2_sign_type().to_string()),
+                ("WXPAY_API_BASE", sandbox.base_url().to_owned()),
+            ],
+            Kind::Gateway => vec![
+                ("WXPAY_PROVIDER", "gateway".to_owned()),
+                ("WXPAY_GATEWAY_URL", sandbox.base_url().to_owned()),
+                ("WXPAY_GATEWAY_BIZ_ID", sandbox.gateway().biz_id.clone()),
+                ("WXPAY_GATEWAY_APP_KEY", sandbox.gateway().app_key.clone()),
+                ("WXPAY_GATEWAY_IP", "127.0.0.1".to_owned()),
+            ],
+        };
+        vars.extend(common);
+        vars
+    }
+
+    /// Every secret of `sandbox`'s merchant, none of which may ever be printed.
+    fn secrets(sandbox: &Sandbox) -> [&str; 3] {
+        [
+            sandbox.api_v3_key(),
+            sandbox.v2_api_key(),
+            sandbox.gateway().app_key.as_str(),
+        ]
+    }
+}
 
 /// The production variables for `sandbox`, with the merchant key (and the platform public key
 /// unless `certificate_mode`) written to files in `dir`.
@@ -54,18 +139,17 @@ fn production_env(
     vars
 }
 
-/// Buys a product through the shop's routes, pays in the sandbox, and checks the order is PAID
-/// at the catalog's price (not the one the client sent).
-async fn buy_and_pay(sandbox: &Sandbox, base: &str) {
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    let response = http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.unwrap()
+}
+
+/// Precreates an order for the green tea and checks it is PENDING at the catalog's price (not
+/// the one the client sent); returns the client parameters.
+async fn precreate_tea(sandbox: &Sandbox, base: &str) -> Value {
     let http = reqwest::Client::new();
-    let products: Value = http
-        .get(format!("{base}/api/products"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let products = get_json(&http, &format!("{base}/api/products")).await;
     let tea = products
         .as_array()
         .unwrap()
@@ -73,7 +157,6 @@ async fn buy_and_pay(sandbox: &Sandbox, base: &str) {
         .find(|p| p["id"] == "green-tea")
         .unwrap()
         .clone();
-
     let response = http
         .post(format!("{base}/wxpay/precreate"))
         .json(&json!({"openid": OPENID, "product_id": "green-tea", "amount": 1}))
@@ -82,81 +165,252 @@ async fn buy_and_pay(sandbox: &Sandbox, base: &str) {
         .unwrap();
     assert_eq!(response.status(), 200);
     let params: Value = response.json().await.unwrap();
-    let out_trade_no = params["out_trade_no"].as_str().unwrap().to_owned();
+    for field in ["timeStamp", "nonceStr", "package", "signType", "paySign"] {
+        assert!(params[field].is_string(), "{field}: {params}");
+    }
     assert_eq!(params["appId"], sandbox.merchant().appid.as_str());
-
-    let status: Value = http
-        .get(format!("{base}/wxpay/orders/{out_trade_no}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let no = params["out_trade_no"].as_str().unwrap();
+    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
     assert_eq!(status["status"], "PENDING");
     assert_eq!(
         status["amount"], tea["price_fen"],
         "the server sets the price"
     );
+    params
+}
+
+/// Buys a product through the shop's routes, pays in the sandbox, and checks the order is PAID
+/// once although the sandbox also sent a forged copy (refused) and two repeats (acknowledged).
+async fn buy_and_pay(sandbox: &Sandbox, base: &str) {
+    let http = reqwest::Client::new();
+    let params = precreate_tea(sandbox, base).await;
+    let no = params["out_trade_no"].as_str().unwrap().to_owned();
 
     let pay: PayRequest = serde_json::from_value(params).unwrap();
-    sandbox.pay(pay).await.unwrap();
-    sandbox
-        .wait_for_delivery(&out_trade_no, Duration::from_secs(20))
-        .await
-        .unwrap();
-    let status: Value = http
-        .get(format!("{base}/wxpay/orders/{out_trade_no}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["status"], "PAID");
-    assert!(status["transaction_id"].is_string());
+    let outcome = sandbox.pay(pay).await.unwrap();
+    sandbox.wait_for_delivery(&no, WAIT).await.unwrap();
+    let records = sandbox.wait_for_attempts(&no, 4, WAIT).await.unwrap();
+    for record in &records {
+        match record.kind {
+            DeliveryKind::Probe => assert!(!record.acknowledged, "forged: {record:?}"),
+            _ => assert!(record.acknowledged, "{record:?}"),
+        }
+    }
+    assert!(records.iter().any(|r| r.kind == DeliveryKind::Probe));
+    assert!(records.iter().any(|r| r.kind == DeliveryKind::Duplicate));
+    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    assert_eq!(status["status"], "PAID", "{status}");
+    assert_eq!(
+        status["transaction_id"].as_str(),
+        outcome.transaction_id.as_deref(),
+        "{status}"
+    );
+    assert!(status["paid_at"].is_string(), "{status}");
 
-    // Bad input is a clear 4xx JSON and reaches no upstream.
+    // A second precreate of the paid order is refused.
     let response = http
         .post(format!("{base}/wxpay/precreate"))
-        .json(&json!({"openid": OPENID, "product_id": "gold-bar"}))
+        .json(&json!({"openid": OPENID, "product_id": "green-tea", "out_trade_no": no}))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 409);
     assert_eq!(
-        response.json::<Value>().await.unwrap()["code"],
-        "UNKNOWN_PRODUCT"
+        get_json(&http, &format!("{base}/wxpay/orders/{no}")).await,
+        status,
+        "nothing changed"
     );
 }
 
-async fn production_mode_against_the_sandbox(shop_name: &str) {
+/// Bad input is a clear 4xx JSON and reaches no upstream.
+async fn bad_inputs(base: &str) {
+    let http = reqwest::Client::new();
+    for (body, code) in [
+        (
+            json!({"openid": OPENID, "product_id": "gold-bar"}),
+            Some("UNKNOWN_PRODUCT"),
+        ),
+        (json!({"openid": "", "product_id": "green-tea"}), None),
+        (
+            json!({"openid": OPENID, "product_id": "green-tea", "out_trade_no": "x"}),
+            None,
+        ),
+    ] {
+        let response = http
+            .post(format!("{base}/wxpay/precreate"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(status.is_client_error(), "{body}: {status}");
+        let reply: Value = response.json().await.unwrap();
+        let reply_code = reply["code"].as_str().unwrap_or_default();
+        assert!(!reply_code.is_empty(), "{body}: {reply}");
+        assert!(reply["message"].is_string(), "{body}: {reply}");
+        if let Some(code) = code {
+            assert_eq!(reply_code, code, "{body}: {reply}");
+        }
+    }
+    let response = http
+        .post(format!("{base}/wxpay/precreate"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
+    assert!(response.json::<Value>().await.unwrap()["code"].is_string());
+}
+
+/// Percent-encodes everything but ASCII letters and digits.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A callback claiming that the pending order `no` was paid, in `kind`'s format, with a
+/// signature the shop's key did not make. The shop refuses it and the order stays PENDING.
+async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
+    let http = reqwest::Client::new();
+    let params = precreate_tea(sandbox, base).await;
+    let no = params["out_trade_no"].as_str().unwrap();
+    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    let amount = status["amount"].as_u64().unwrap();
+    let merchant = sandbox.merchant();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let request = http.post(format!("{base}/wxpay/notify"));
+    let request = match kind {
+        Kind::V3 => request
+            .header("content-type", "application/json")
+            .header("Wechatpay-Timestamp", now.to_string())
+            .header("Wechatpay-Nonce", "forgedforgedforged")
+            .header("Wechatpay-Signature", "Zm9yZ2VkIHNpZ25hdHVyZQ==")
+            .header(
+                "Wechatpay-Serial",
+                sandbox.platform().public_key_id.as_str(),
+            )
+            .header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
+            .body(
+                json!({
+                    "id": "forged-0001",
+                    "create_time": "2026-11-23T12:00:00+08:00",
+                    "resource_type": "encrypt-resource",
+                    "event_type": "TRANSACTION.SUCCESS",
+                    "summary": "支付成功",
+                    "resource": {
+                        "algorithm": "AEAD_AES_256_GCM",
+                        "original_type": "transaction",
+                        "associated_data": "transaction",
+                        "nonce": "forgednonce1",
+                        "ciphertext": "Zm9yZ2VkIGNpcGhlcnRleHQgMDEyMzQ1Njc4OQ=="
+                    }
+                })
+                .to_string(),
+            ),
+        Kind::V2Md5 | Kind::V2HmacSha256 => {
+            let sign = "0".repeat(if kind == Kind::V2Md5 { 32 } else { 64 });
+            request.header("content-type", "text/xml").body(format!(
+                "<xml><return_code><![CDATA[SUCCESS]]></return_code>\
+                 <result_code><![CDATA[SUCCESS]]></result_code>\
+                 <appid><![CDATA[{appid}]]></appid><mch_id><![CDATA[{mchid}]]></mch_id>\
+                 <nonce_str><![CDATA[forged]]></nonce_str>\
+                 <openid><![CDATA[{OPENID}]]></openid><trade_type><![CDATA[JSAPI]]></trade_type>\
+                 <bank_type><![CDATA[OTHERS]]></bank_type><total_fee>{amount}</total_fee>\
+                 <fee_type><![CDATA[CNY]]></fee_type><cash_fee>{amount}</cash_fee>\
+                 <transaction_id><![CDATA[4200000000000000000000000001]]></transaction_id>\
+                 <out_trade_no><![CDATA[{no}]]></out_trade_no><time_end>20261123120000</time_end>\
+                 <sign><![CDATA[{sign}]]></sign></xml>",
+                appid = merchant.appid,
+                mchid = merchant.mchid,
+            ))
+        }
+        Kind::Gateway => {
+            let biz_content = json!({
+                "uid": "forged",
+                "trade_id": "forged-trade-0001",
+                "total_amount": amount,
+                "trade_pay_time": "2026-11-23 12:00:00",
+                "trade_status": "SUCCESS",
+                "pay_type": "WX_JSAPI",
+                "callback_content": "",
+                "title": "forged",
+                "biz_order_id": no,
+            });
+            request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "biz_id={}&biz_content={}&sign={}",
+                    form_encode(&sandbox.gateway().biz_id),
+                    form_encode(&biz_content.to_string()),
+                    "0".repeat(32)
+                ))
+        }
+    };
+    let response = request.send().await.unwrap();
+    assert!(
+        !response.status().is_success(),
+        "a forged callback must be refused: {}",
+        response.status()
+    );
+    // Garbage too.
+    let response = http
+        .post(format!("{base}/wxpay/notify"))
+        .body("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert!(!response.status().is_success());
+    let after = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    assert_eq!(after["status"], "PENDING", "nothing changed: {after}");
+    assert!(after["transaction_id"].is_null(), "{after}");
+}
+
+/// The whole suite for one shop and one upstream, in production mode against the sandbox.
+async fn production_mode_against_the_sandbox(shop_name: &str, kind: Kind) {
     let binary = example_binary(shop_name);
-    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
-    let dir = scratch_dir(&format!("{shop_name}-production"));
+    let sandbox = kind.sandbox(SandboxConfig::for_tests()).await;
+    let dir = scratch_dir(&format!("{shop_name}-{}-production", kind.provider()));
     let port = free_port();
-    let mut shop = Running::start(&binary, &dir, &production_env(&sandbox, &dir, port, false));
+    let mut shop = Running::start(&binary, &dir, &kind.env(&sandbox, &dir, port));
     let base = format!("http://127.0.0.1:{port}");
     shop.wait_healthy(&base, Duration::from_secs(60)).await;
     let output = shop.output();
     assert!(output.contains("PRODUCTION MODE"), "{output}");
     assert!(!output.contains("SANDBOX MODE"), "{output}");
     assert!(
-        !output.contains(sandbox.api_v3_key()),
-        "the API v3 key must never be printed"
+        output.contains(&format!("WXPAY_PROVIDER={}", kind.provider())),
+        "the banner names the provider:\n{output}"
     );
+    bad_inputs(&base).await;
     buy_and_pay(&sandbox, &base).await;
+    forged_callback(kind, &sandbox, &base).await;
     assert!(dir.join("shop.db").exists(), "DATABASE_URL is honoured");
+    let output = shop.output();
+    for secret in Kind::secrets(&sandbox) {
+        assert!(!output.contains(secret), "a secret must never be printed");
+    }
     drop(shop);
+    sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// API v3 only: with no platform public key configured, the shop downloads the certificates.
 async fn certificate_mode_downloads_the_platform_certificate(shop_name: &str) {
     let binary = example_binary(shop_name);
-    let sandbox =
-        Sandbox::start(SandboxConfig::for_tests().platform_mode(PlatformMode::Certificate))
-            .await
-            .unwrap();
+    let sandbox = Kind::V3
+        .sandbox(SandboxConfig::for_tests().platform_mode(PlatformMode::Certificate))
+        .await;
     let dir = scratch_dir(&format!("{shop_name}-certificate"));
     let port = free_port();
     let mut shop = Running::start(&binary, &dir, &production_env(&sandbox, &dir, port, true));
@@ -164,58 +418,97 @@ async fn certificate_mode_downloads_the_platform_certificate(shop_name: &str) {
     shop.wait_healthy(&base, Duration::from_secs(60)).await;
     buy_and_pay(&sandbox, &base).await;
     drop(shop);
+    sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn names_the_variable_that_is_wrong(shop_name: &str) {
-    let binary = example_binary(shop_name);
-    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
-    let dir = scratch_dir(&format!("{shop_name}-misconfigured"));
-    let port = free_port();
-    let base_env = production_env(&sandbox, &dir, port, false);
-    let cases: Vec<(&str, Vec<(&'static str, String)>)> = vec![
-        (
-            "WXPAY_APIV3_KEY",
-            base_env
-                .iter()
-                .filter(|(k, _)| *k != "WXPAY_APIV3_KEY")
-                .cloned()
-                .collect(),
-        ),
-        (
-            "WXPAY_APIV3_KEY",
-            with(&base_env, "WXPAY_APIV3_KEY", "too-short"),
-        ),
-        (
-            "WXPAY_MERCHANT_KEY_FILE",
-            with(
-                &base_env,
-                "WXPAY_MERCHANT_KEY_FILE",
-                "/nonexistent/apiclient_key.pem",
-            ),
-        ),
+fn without(env: &[(&'static str, String)], key: &str) -> Vec<(&'static str, String)> {
+    env.iter().filter(|(k, _)| *k != key).cloned().collect()
+}
+
+/// The misconfigurations of `kind`'s environment, each with the variable its message must name.
+fn misconfigurations(
+    kind: Kind,
+    base_env: &[(&'static str, String)],
+) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let mut cases = vec![
+        ("WXPAY_PROVIDER", with(base_env, "WXPAY_PROVIDER", "v4")),
         (
             "WXPAY_NOTIFY_URL",
             with(
-                &base_env,
+                base_env,
                 "WXPAY_NOTIFY_URL",
                 "http://shop.example/wxpay/notify",
             ),
         ),
-        (
-            "WXPAY_BIND",
-            with(&base_env, "WXPAY_BIND", "not-an-address"),
-        ),
-        (
-            "WXPAY_PLATFORM_PUBLIC_KEY_ID",
-            base_env
-                .iter()
-                .filter(|(k, _)| *k != "WXPAY_PLATFORM_PUBLIC_KEY_ID")
-                .cloned()
-                .collect(),
-        ),
+        ("WXPAY_BIND", with(base_env, "WXPAY_BIND", "not-an-address")),
     ];
-    for (variable, env) in cases {
+    match kind {
+        Kind::V3 => cases.extend([
+            ("WXPAY_APIV3_KEY", without(base_env, "WXPAY_APIV3_KEY")),
+            (
+                "WXPAY_APIV3_KEY",
+                with(base_env, "WXPAY_APIV3_KEY", "too-short"),
+            ),
+            (
+                "WXPAY_MERCHANT_KEY_FILE",
+                with(
+                    base_env,
+                    "WXPAY_MERCHANT_KEY_FILE",
+                    "/nonexistent/apiclient_key.pem",
+                ),
+            ),
+            (
+                "WXPAY_PLATFORM_PUBLIC_KEY_ID",
+                without(base_env, "WXPAY_PLATFORM_PUBLIC_KEY_ID"),
+            ),
+        ]),
+        Kind::V2Md5 | Kind::V2HmacSha256 => cases.extend([
+            ("WXPAY_API_KEY", without(base_env, "WXPAY_API_KEY")),
+            (
+                "WXPAY_API_KEY",
+                with(base_env, "WXPAY_API_KEY", "too-short"),
+            ),
+            ("WXPAY_APPID", without(base_env, "WXPAY_APPID")),
+            ("WXPAY_SIGN_TYPE", with(base_env, "WXPAY_SIGN_TYPE", "SHA1")),
+            (
+                "WXPAY_API_BASE",
+                with(base_env, "WXPAY_API_BASE", "ftp://x"),
+            ),
+        ]),
+        Kind::Gateway => cases.extend([
+            (
+                "WXPAY_GATEWAY_APP_KEY",
+                without(base_env, "WXPAY_GATEWAY_APP_KEY"),
+            ),
+            (
+                "WXPAY_GATEWAY_BIZ_ID",
+                without(base_env, "WXPAY_GATEWAY_BIZ_ID"),
+            ),
+            (
+                "WXPAY_GATEWAY_IP",
+                with(base_env, "WXPAY_GATEWAY_IP", "not-an-ip"),
+            ),
+            (
+                "WXPAY_GATEWAY_URL",
+                with(base_env, "WXPAY_GATEWAY_URL", "ftp://gateway.example"),
+            ),
+            ("WXPAY_NOTIFY_URL", without(base_env, "WXPAY_NOTIFY_URL")),
+        ]),
+    }
+    cases
+}
+
+async fn names_the_variable_that_is_wrong(shop_name: &str, kind: Kind) {
+    let binary = example_binary(shop_name);
+    let sandbox = kind.sandbox(SandboxConfig::for_tests()).await;
+    let dir = scratch_dir(&format!("{shop_name}-{}-misconfigured", kind.provider()));
+    let port = free_port();
+    let mut base_env = kind.env(&sandbox, &dir, port);
+    if kind == Kind::V3 {
+        base_env.push(("WXPAY_PROVIDER", "v3".to_owned()));
+    }
+    for (variable, env) in misconfigurations(kind, &base_env) {
         let mut shop = Running::start(&binary, &dir, &env);
         let code = shop.wait_exit(Duration::from_secs(30));
         let output = shop.output();
@@ -233,8 +526,11 @@ async fn names_the_variable_that_is_wrong(shop_name: &str) {
             1,
             "one clear message:\n{output}"
         );
-        assert!(!output.contains(sandbox.api_v3_key()));
+        for secret in Kind::secrets(&sandbox) {
+            assert!(!output.contains(secret), "{variable}: a secret was printed");
+        }
     }
+    sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -254,25 +550,48 @@ fn with(
         .collect()
 }
 
-/// One suite, run against every example shop: they share the environment contract, the page and
-/// the engine, and differ only in the web framework that mounts it.
+/// One suite, run against every example shop and every upstream: the shops share the
+/// environment contract, the page and the engine, and differ only in the web framework that
+/// mounts it; the upstreams differ only in `WXPAY_PROVIDER` and its variables.
+/// `shop_suite!(axum_shop, …)` generates `mod axum_shop { mod v3 {…} mod v2_md5 {…} … }`.
 macro_rules! shop_suite {
     ($($shop:ident),+ $(,)?) => {$(
         mod $shop {
+            provider_suite!(
+                $shop:
+                v3 => V3,
+                v2_md5 => V2Md5,
+                v2_hmac_sha256 => V2HmacSha256,
+                gateway => Gateway,
+            );
+
+            /// API v3 only (the other upstreams have no platform certificates).
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn v3_certificate_mode_downloads_the_platform_certificate() {
+                crate::certificate_mode_downloads_the_platform_certificate(stringify!($shop))
+                    .await;
+            }
+        }
+    )+};
+}
+
+/// The tests of one shop, one module per upstream.
+macro_rules! provider_suite {
+    ($shop:ident: $($provider:ident => $kind:ident),+ $(,)?) => {$(
+        mod $provider {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn production_mode_against_the_sandbox() {
-                super::production_mode_against_the_sandbox(stringify!($shop)).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn certificate_mode_downloads_the_platform_certificate() {
-                super::certificate_mode_downloads_the_platform_certificate(stringify!($shop))
-                    .await;
+                crate::production_mode_against_the_sandbox(
+                    stringify!($shop),
+                    crate::Kind::$kind,
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn names_the_variable_that_is_wrong() {
-                super::names_the_variable_that_is_wrong(stringify!($shop)).await;
+                crate::names_the_variable_that_is_wrong(stringify!($shop), crate::Kind::$kind)
+                    .await;
             }
         }
     )+};
