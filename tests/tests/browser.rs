@@ -1,6 +1,8 @@
 //! The H5 checkout page in headless Chromium (playwright-core): buy → pay sheet → confirm →
-//! "paid", against each example shop (axum_shop, actix_shop) in sandbox mode. Screenshots go to
-//! `WXPAY_SCREENSHOT_DIR/<shop>` (default `target/browser-screenshots/<shop>`).
+//! "paid", against each example shop (axum_shop, actix_shop) in sandbox mode, on API v3 and on
+//! the other upstreams (`WXPAY_PROVIDER=v2` with HMAC-SHA256 and `gateway`, whose client
+//! parameters are signed with MD5 / HMAC-SHA256 instead of RSA). Screenshots go to
+//! `WXPAY_SCREENSHOT_DIR/<shop>[-<provider>]` (default `target/browser-screenshots/…`).
 //!
 //! Needs `node`, Chromium (`CHROMIUM_PATH`, default `/usr/bin/chromium`) and
 //! `npm install --prefix tests/browser`. Without them the test is skipped with a message,
@@ -35,7 +37,7 @@ fn chromium_path() -> PathBuf {
         .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
-async fn h5_checkout_in_headless_chromium(shop_name: &str) {
+async fn h5_checkout_in_headless_chromium(shop_name: &str, provider: &[(&str, &str)]) {
     if let Some(missing) = missing_prerequisite() {
         let required = std::env::var("WXPAY_REQUIRE_BROWSER_TEST").is_ok_and(|v| v == "1");
         assert!(!required, "browser test required but {missing}");
@@ -45,27 +47,36 @@ async fn h5_checkout_in_headless_chromium(shop_name: &str) {
     let binary = example_binary(shop_name);
     let dir = scratch_dir(&format!("{shop_name}-browser"));
     let port = free_port();
-    let mut shop = Running::start(
-        &binary,
-        &dir,
-        &[
-            ("WXPAY_BIND", format!("127.0.0.1:{port}")),
-            (
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.join("shop.db").display()),
-            ),
-        ],
-    );
+    let mut vars = vec![
+        ("WXPAY_BIND", format!("127.0.0.1:{port}")),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("shop.db").display()),
+        ),
+    ];
+    vars.extend(provider.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let mut shop = Running::start(&binary, &dir, &vars);
     let base = format!("http://127.0.0.1:{port}");
     shop.wait_healthy(&base, Duration::from_secs(60)).await;
     assert!(shop.output().contains("SANDBOX MODE"), "{}", shop.output());
+    let shot_dir = match provider.iter().find(|(k, _)| *k == "WXPAY_PROVIDER") {
+        Some((_, name)) => {
+            assert!(
+                shop.output().contains(&format!("WXPAY_PROVIDER={name}")),
+                "{}",
+                shop.output()
+            );
+            format!("{shop_name}-{name}")
+        }
+        None => shop_name.to_owned(),
+    };
 
     let shots = std::env::var_os("WXPAY_SCREENSHOT_DIR")
         .map_or_else(
             || repo_root().join("target/browser-screenshots"),
             PathBuf::from,
         )
-        .join(shop_name);
+        .join(shot_dir);
     let script = repo_root().join("tests/browser/checkout.mjs");
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -91,10 +102,24 @@ async fn h5_checkout_in_headless_chromium(shop_name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_shop_h5_checkout_in_headless_chromium() {
-    h5_checkout_in_headless_chromium("axum_shop").await;
+    h5_checkout_in_headless_chromium("axum_shop", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_shop_h5_checkout_in_headless_chromium() {
-    h5_checkout_in_headless_chromium("actix_shop").await;
+    h5_checkout_in_headless_chromium("actix_shop", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_shop_v2_h5_checkout_in_headless_chromium() {
+    h5_checkout_in_headless_chromium(
+        "axum_shop",
+        &[("WXPAY_PROVIDER", "v2"), ("WXPAY_SIGN_TYPE", "HMAC-SHA256")],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_shop_gateway_h5_checkout_in_headless_chromium() {
+    h5_checkout_in_headless_chromium("actix_shop", &[("WXPAY_PROVIDER", "gateway")]).await;
 }
