@@ -11,7 +11,8 @@
 //!
 //! With `WXPAY_MCHID` unset it runs in **sandbox mode**: WeChat Pay is emulated in process with
 //! generated keys. With it set it runs in **production mode** against `WXPAY_API_BASE`; see
-//! `wxpay_examples::config` for every variable.
+//! `wxpay_examples::config` for every variable. `WXPAY_PROVIDER` (`v3` by default, `v2`,
+//! `gateway`) picks the upstream; the gateway's production switch is `WXPAY_GATEWAY_URL`.
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;

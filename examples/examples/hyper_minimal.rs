@@ -4,7 +4,8 @@
 //! cargo run --example hyper_minimal   # sandbox mode, http://127.0.0.1:3000/
 //! ```
 //!
-//! Same configuration as `axum_shop` (`WXPAY_MCHID` unset = sandbox mode). Routes:
+//! Same configuration as `axum_shop` (`WXPAY_MCHID` unset = sandbox mode; `WXPAY_PROVIDER`
+//! picks the upstream). Routes:
 //! `POST /wxpay/precreate`, `POST /wxpay/notify`, `GET /wxpay/orders/{out_trade_no}`; every
 //! other request reaches the app's own service below.
 #![allow(clippy::print_stdout)]

@@ -125,7 +125,7 @@ impl ProviderKind {
         match self {
             ProviderKind::V3 => "WeChat Pay API v3",
             ProviderKind::V2 => "WeChat Pay API v2",
-            ProviderKind::Gateway => "the payment gateway (seed 001)",
+            ProviderKind::Gateway => "the seed-001 payment gateway",
         }
     }
 

@@ -294,9 +294,9 @@ impl Shop {
             )),
         }
         lines.push(format!(
-            "  provider:    {} (WXPAY_PROVIDER={})",
-            self.provider.description(),
-            self.provider
+            "  provider:    WXPAY_PROVIDER={} ({})",
+            self.provider,
+            self.provider.description()
         ));
         lines.push(format!("  shop:        {url}/"));
         lines.push(format!("  notify URL:  {}", self.notify_url));
