@@ -12,7 +12,9 @@
 //!   sandbox's signed answer and signs `paySign`: 2 RSA signs + 1 RSA verify);
 //! - **notify**: each client confirms one of those orders at the sandbox (`POST /sandbox/pay`),
 //!   so the sandbox posts a real signed, encrypted notification to `POST /wxpay/notify` (the
-//!   shop verifies it and decrypts it: 1 RSA verify + 1 AES-256-GCM decryption).
+//!   shop verifies it and decrypts it: 1 RSA verify + 1 AES-256-GCM decryption). A client
+//!   confirms its next payment only when a notification slot is free: at most `C`
+//!   notifications are in flight at the shop.
 //!
 //! It reports requests/s, p50/p99 latency (precreate: seen by the client; notify: the shop's
 //! handling time, measured around its route) and the shop's CPU time per request divided by the
@@ -369,11 +371,25 @@ fn cpu_since(start: Cpu) -> Cpu {
 }
 
 /// The shop's handling times of `POST /wxpay/notify` and how many were acknowledged.
-#[derive(Default)]
 struct NotifyLog {
     acknowledged: AtomicUsize,
     rejected: AtomicUsize,
     latencies: Mutex<Vec<Duration>>,
+    /// Notifications that may be in flight: a client takes one before confirming a payment at
+    /// the sandbox and the shop's answer to a notification gives it back, so at most
+    /// `concurrency` notifications reach the shop at once (a closed loop, like the precreates).
+    in_flight: tokio::sync::Semaphore,
+}
+
+impl NotifyLog {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            acknowledged: AtomicUsize::new(0),
+            rejected: AtomicUsize::new(0),
+            latencies: Mutex::new(Vec::new()),
+            in_flight: tokio::sync::Semaphore::new(concurrency),
+        }
+    }
 }
 
 async fn time_notify(log: &NotifyLog, request: Request, next: Next) -> Response {
@@ -391,6 +407,7 @@ async fn time_notify(log: &NotifyLog, request: Request, next: Next) -> Response 
     } else {
         log.rejected.fetch_add(1, Ordering::SeqCst);
     }
+    log.in_flight.add_permits(1);
     response
 }
 
@@ -457,7 +474,7 @@ fn run_store(
         ))
         .map_err(|e| format!("sandbox: {e}"))?;
     let sandbox_url = sandbox.base_url().to_owned();
-    let log = Arc::new(NotifyLog::default());
+    let log = Arc::new(NotifyLog::new(concurrency));
     let started = shop_rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -548,8 +565,10 @@ async fn precreate(
     (latencies, orders, errors)
 }
 
-/// Confirms every order at the sandbox with `concurrency` clients; returns the failures.
+/// Confirms every order at the sandbox with `concurrency` clients, each waiting for a
+/// notification slot first; returns the failures.
 async fn pay(
+    log: &Arc<NotifyLog>,
     http: &reqwest::Client,
     sandbox_url: &str,
     orders: Vec<serde_json::Value>,
@@ -560,7 +579,8 @@ async fn pay(
     let url = format!("{sandbox_url}/sandbox/pay");
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (http, next, url, orders) = (
+        let (log, http, next, url, orders) = (
+            Arc::clone(log),
             http.clone(),
             Arc::clone(&next),
             url.clone(),
@@ -571,9 +591,17 @@ async fn pay(
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(order) = orders.get(i) else { break };
+                match log.in_flight.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => break,
+                }
                 match http.post(&url).json(order).send().await {
                     Ok(r) if r.status().is_success() => {}
-                    _ => errors += 1,
+                    _ => {
+                        // No notification will give the slot back.
+                        log.in_flight.add_permits(1);
+                        errors += 1;
+                    }
                 }
             }
             errors
@@ -589,7 +617,7 @@ async fn pay(
 async fn phases(
     shop_url: &str,
     sandbox_url: &str,
-    log: &NotifyLog,
+    log: &Arc<NotifyLog>,
     requests: usize,
     concurrency: usize,
 ) -> Result<(Phase, Phase), String> {
@@ -607,7 +635,7 @@ async fn phases(
         ));
     }
     let warm_count = warm.len();
-    pay(&http, sandbox_url, warm, concurrency).await;
+    pay(log, &http, sandbox_url, warm, concurrency).await;
     wait_for_notifications(log, warm_count, Duration::from_secs(60)).await?;
     log.acknowledged.store(0, Ordering::SeqCst);
     log.rejected.store(0, Ordering::SeqCst);
@@ -629,7 +657,7 @@ async fn phases(
     let paid = orders.len();
     let cpu = cpu_now();
     let start = Instant::now();
-    let pay_errors = pay(&http, sandbox_url, orders, concurrency).await;
+    let pay_errors = pay(log, &http, sandbox_url, orders, concurrency).await;
     let waited = wait_for_notifications(log, paid - pay_errors, Duration::from_secs(120)).await;
     let wall = start.elapsed();
     let cpu = cpu_since(cpu);
@@ -740,9 +768,9 @@ fn report(
     println!();
     println!(
         "Latency: precreate as seen by the client (includes the shop's round trip to the \
-         sandbox); notify is the shop's handling time of `POST /wxpay/notify`. Notify req/s: \
-         notifications acknowledged per second while the clients confirm payments at the \
-         sandbox."
+         sandbox); notify is the shop's handling time of `POST /wxpay/notify`, with at most \
+         {concurrency} notifications in flight. Notify req/s: notifications acknowledged per \
+         second while the clients confirm payments at the sandbox."
     );
     for note in notes {
         println!();
