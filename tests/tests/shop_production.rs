@@ -277,14 +277,14 @@ fn form_encode(text: &str) -> String {
 }
 
 /// A callback claiming that the pending order `no` was paid, in `kind`'s format, with a
-/// signature the shop's key did not make. The shop refuses it and the order stays PENDING.
+/// signature the shop's key did not make. The shop refuses it and the order stays PENDING; the
+/// same callback properly signed (v2, gateway) is then accepted.
 async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
     let http = reqwest::Client::new();
     let params = precreate_tea(sandbox, base).await;
     let no = params["out_trade_no"].as_str().unwrap();
     let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
     let amount = status["amount"].as_u64().unwrap();
-    let merchant = sandbox.merchant();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -320,42 +320,17 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
             ),
         Kind::V2Md5 | Kind::V2HmacSha256 => {
             let sign = "0".repeat(if kind == Kind::V2Md5 { 32 } else { 64 });
-            request.header("content-type", "text/xml").body(format!(
-                "<xml><return_code><![CDATA[SUCCESS]]></return_code>\
-                 <result_code><![CDATA[SUCCESS]]></result_code>\
-                 <appid><![CDATA[{appid}]]></appid><mch_id><![CDATA[{mchid}]]></mch_id>\
-                 <nonce_str><![CDATA[forged]]></nonce_str>\
-                 <openid><![CDATA[{OPENID}]]></openid><trade_type><![CDATA[JSAPI]]></trade_type>\
-                 <bank_type><![CDATA[OTHERS]]></bank_type><total_fee>{amount}</total_fee>\
-                 <fee_type><![CDATA[CNY]]></fee_type><cash_fee>{amount}</cash_fee>\
-                 <transaction_id><![CDATA[4200000000000000000000000001]]></transaction_id>\
-                 <out_trade_no><![CDATA[{no}]]></out_trade_no><time_end>20261123120000</time_end>\
-                 <sign><![CDATA[{sign}]]></sign></xml>",
-                appid = merchant.appid,
-                mchid = merchant.mchid,
-            ))
-        }
-        Kind::Gateway => {
-            let biz_content = json!({
-                "uid": "forged",
-                "trade_id": "forged-trade-0001",
-                "total_amount": amount,
-                "trade_pay_time": "2026-11-23 12:00:00",
-                "trade_status": "SUCCESS",
-                "pay_type": "WX_JSAPI",
-                "callback_content": "",
-                "title": "forged",
-                "biz_order_id": no,
-            });
             request
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(format!(
-                    "biz_id={}&biz_content={}&sign={}",
-                    form_encode(&sandbox.gateway().biz_id),
-                    form_encode(&biz_content.to_string()),
-                    "0".repeat(32)
-                ))
+                .header("content-type", "text/xml")
+                .body(v2_payment_xml(sandbox, no, amount, Some(&sign)))
         }
+        Kind::Gateway => request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "{}&sign={}",
+                gateway_payment_form(sandbox, no, amount),
+                "0".repeat(32)
+            )),
     };
     let response = request.send().await.unwrap();
     assert!(
@@ -374,6 +349,89 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
     let after = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
     assert_eq!(after["status"], "PENDING", "nothing changed: {after}");
     assert!(after["transaction_id"].is_null(), "{after}");
+
+    // Control: the same callback signed with the merchant's real key is accepted, so the forged
+    // one was refused for its signature alone.
+    let genuine = match kind {
+        Kind::V3 => return,
+        Kind::V2Md5 | Kind::V2HmacSha256 => v2_payment_xml(sandbox, no, amount, None),
+        Kind::Gateway => {
+            let body = gateway_payment_form(sandbox, no, amount);
+            let key = wxpay_core::gateway::AppKey::new(sandbox.gateway().app_key.as_str()).unwrap();
+            let sign = wxpay_core::gateway::open_sign(
+                wxpay_core::gateway::sign::signed_fields(&body),
+                &key,
+            );
+            format!("{body}&sign={sign}")
+        }
+    };
+    let response = http
+        .post(format!("{base}/wxpay/notify"))
+        .body(genuine)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let after = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    assert_eq!(after["status"], "PAID", "{after}");
+}
+
+/// An API v2 payment notification for order `no`, signed with `sign` or else with the
+/// merchant's real key.
+fn v2_payment_xml(sandbox: &Sandbox, no: &str, amount: u64, sign: Option<&str>) -> String {
+    use wxpay_core::v2::{ApiKey, Params, SignType, sign::sign_params, xml};
+    let merchant = sandbox.merchant();
+    let sign_type: SignType = sandbox.v2_sign_type().to_string().parse().unwrap();
+    let mut params: Params = [
+        ("return_code", "SUCCESS"),
+        ("result_code", "SUCCESS"),
+        ("appid", merchant.appid.as_str()),
+        ("mch_id", merchant.mchid.as_str()),
+        ("nonce_str", "forgedforgedforged"),
+        ("openid", OPENID),
+        ("trade_type", "JSAPI"),
+        ("bank_type", "OTHERS"),
+        ("fee_type", "CNY"),
+        ("transaction_id", "4200000000000000000000000001"),
+        ("out_trade_no", no),
+        ("time_end", "20261123120000"),
+        ("sign_type", sign_type.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    params.insert("total_fee".into(), amount.to_string());
+    params.insert("cash_fee".into(), amount.to_string());
+    let sign = match sign {
+        Some(sign) => sign.to_owned(),
+        None => sign_params(
+            &params,
+            &ApiKey::new(sandbox.v2_api_key()).unwrap(),
+            sign_type,
+        ),
+    };
+    params.insert("sign".into(), sign);
+    xml::write(&params).unwrap()
+}
+
+/// A gateway payment callback for order `no`, without its `sign`.
+fn gateway_payment_form(sandbox: &Sandbox, no: &str, amount: u64) -> String {
+    let biz_content = json!({
+        "uid": "forged",
+        "trade_id": "forged-trade-0001",
+        "total_amount": amount,
+        "trade_pay_time": "2026-11-23 12:00:00",
+        "trade_status": "SUCCESS",
+        "pay_type": "113",
+        "callback_content": "",
+        "title": "forged",
+        "biz_order_id": no,
+    });
+    format!(
+        "biz_content={}&nonce_str=forgedforgedforged&biz_id={}&sign_type=MD5",
+        form_encode(&biz_content.to_string()),
+        form_encode(&sandbox.gateway().biz_id),
+    )
 }
 
 /// The whole suite for one shop and one upstream, in production mode against the sandbox.
