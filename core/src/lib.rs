@@ -62,5 +62,6 @@ pub mod nonce;
 pub mod order;
 pub mod provider;
 pub mod store;
+mod transport;
 pub mod v2;
 pub mod v3;

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::fields::NotifyUrl;
 use crate::provider::ClientParams;
+use crate::transport;
 
 use super::sign::AppKey;
 
@@ -216,9 +217,9 @@ impl GatewayClient {
         interpret(status, &bytes)
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<(StatusCode, Vec<u8>), GatewayError> {
+    async fn post(&self, body: Vec<u8>) -> Result<(StatusCode, bytes::Bytes), GatewayError> {
         let url = format!("{}{}", self.inner.config.url, PRECREATE_PATH);
-        let mut response = self
+        let response = self
             .inner
             .http
             .post(url)
@@ -228,34 +229,24 @@ impl GatewayClient {
             .send()
             .await
             .map_err(|source| {
-                let request_may_have_been_sent = !(source.is_connect() || source.is_builder());
+                let request_may_have_been_sent = transport::may_have_been_sent(&source);
                 GatewayError::Transport {
                     source,
                     request_may_have_been_sent,
                 }
             })?;
         let status = response.status();
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
-        {
-            return Err(GatewayError::ResponseTooLarge(MAX_RESPONSE_BYTES));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) =
-            response
-                .chunk()
-                .await
-                .map_err(|source| GatewayError::Transport {
+        let body = transport::read_limited(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|error| match error {
+                transport::BodyError::TooLarge => {
+                    GatewayError::ResponseTooLarge(MAX_RESPONSE_BYTES)
+                }
+                transport::BodyError::Transport(source) => GatewayError::Transport {
                     source,
                     request_may_have_been_sent: true,
-                })?
-        {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(GatewayError::ResponseTooLarge(MAX_RESPONSE_BYTES));
-            }
-            body.extend_from_slice(&chunk);
-        }
+                },
+            })?;
         Ok((status, body))
     }
 }

@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::fields::NotifyUrl;
 use crate::nonce::NonceSource;
 use crate::provider::ClientParams;
+use crate::transport;
 
 use super::sign::{self, ApiKey, Params, SignError, SignType};
 use super::xml::{self, XmlError};
@@ -432,7 +433,7 @@ impl V2Client {
 
     async fn post(&self, path: &str, body: String) -> Result<(StatusCode, Bytes), V2Error> {
         let url = format!("{}{}", self.inner.config.api_base, path);
-        let mut response = self
+        let response = self
             .inner
             .http
             .post(url)
@@ -442,34 +443,23 @@ impl V2Client {
             .send()
             .await
             .map_err(|source| {
-                let request_may_have_been_sent = !(source.is_connect() || source.is_builder());
+                let request_may_have_been_sent = transport::may_have_been_sent(&source);
                 V2Error::Transport {
                     source,
                     request_may_have_been_sent,
                 }
             })?;
         let status = response.status();
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
-        {
-            return Err(V2Error::ResponseTooLarge(MAX_RESPONSE_BYTES));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = transport::read_limited(response, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|source| V2Error::Transport {
-                source,
-                request_may_have_been_sent: true,
-            })?
-        {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(V2Error::ResponseTooLarge(MAX_RESPONSE_BYTES));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((status, Bytes::from(body)))
+            .map_err(|error| match error {
+                transport::BodyError::TooLarge => V2Error::ResponseTooLarge(MAX_RESPONSE_BYTES),
+                transport::BodyError::Transport(source) => V2Error::Transport {
+                    source,
+                    request_may_have_been_sent: true,
+                },
+            })?;
+        Ok((status, body))
     }
 }
 

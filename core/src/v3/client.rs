@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::clock::Clock;
 use crate::fields::OutTradeNo;
 use crate::nonce::NonceSource;
+use crate::transport;
 
 use super::certificate::PlatformCertificate;
 use super::credentials::{ApiV3Key, MerchantCredentials};
@@ -676,7 +677,7 @@ impl V3Client {
                 .body(body.to_vec());
         }
         let mut response = request.send().await.map_err(|source| {
-            let request_may_have_been_sent = !(source.is_connect() || source.is_builder());
+            let request_may_have_been_sent = transport::may_have_been_sent(&source);
             ClientError::Transport {
                 source,
                 request_may_have_been_sent,
@@ -684,38 +685,21 @@ impl V3Client {
         })?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
-        let body = read_limited(response, MAX_RESPONSE_BYTES).await?;
+        let body = transport::read_limited(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|error| match error {
+                transport::BodyError::TooLarge => ClientError::ResponseTooLarge(MAX_RESPONSE_BYTES),
+                transport::BodyError::Transport(source) => ClientError::Transport {
+                    source,
+                    request_may_have_been_sent: true,
+                },
+            })?;
         Ok(RawResponse {
             status,
             headers,
             body,
         })
     }
-}
-
-/// Reads a body up to `limit` bytes, refusing anything larger without buffering it.
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Bytes, ClientError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > limit as u64)
-    {
-        return Err(ClientError::ResponseTooLarge(limit));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|source| ClientError::Transport {
-            source,
-            request_may_have_been_sent: true,
-        })?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err(ClientError::ResponseTooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(body))
 }
 
 fn require_signature_type(signature: &SignatureHeaders) -> Result<(), ClientError> {
