@@ -29,7 +29,8 @@
 //! the sandbox's or the clients' (its runtime, SQLite's worker threads). A PostgreSQL server is
 //! another process: its CPU is not counted.
 //!
-//! Environment: `WXPAY_LOADTEST_REQUESTS` (default 2000), `WXPAY_LOADTEST_CONCURRENCY`
+//! Environment: `WXPAY_LOADTEST_REQUESTS` (default 2000), `WXPAY_LOADTEST_ROUNDS` (default 3;
+//! every figure is the median over the rounds), `WXPAY_LOADTEST_CONCURRENCY`
 //! (default 16), `WXPAY_BENCH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`; skipped with a note if unreachable; `off` skips
 //! it). Only loopback is used and the run stops by itself.
@@ -81,12 +82,12 @@ struct Cpu {
     clients: f64,
 }
 
-/// What one store's run measured.
+/// What one store's rounds measured: each round's precreate and notify phases and the crypto
+/// floor measured just before it.
 #[derive(Debug)]
 struct StoreRun {
     store: &'static str,
-    precreate: Phase,
-    notify: Phase,
+    rounds: Vec<(Phase, Phase, Floor)>,
 }
 
 /// The crypto floor, in seconds per request.
@@ -120,6 +121,7 @@ fn runtime(name: &'static str, workers: usize) -> tokio::runtime::Runtime {
 
 fn main() -> std::process::ExitCode {
     let requests = env_usize("WXPAY_LOADTEST_REQUESTS", 2000);
+    let rounds = env_usize("WXPAY_LOADTEST_ROUNDS", 3);
     let concurrency = env_usize("WXPAY_LOADTEST_CONCURRENCY", 16);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shop_rt = runtime("shop-rt", cores);
@@ -131,14 +133,6 @@ fn main() -> std::process::ExitCode {
         eprintln!("loadtest: cannot create {}: {e}", scratch.display());
         return std::process::ExitCode::from(2);
     }
-
-    let floor = match measure_floor() {
-        Ok(floor) => floor,
-        Err(e) => {
-            eprintln!("loadtest: crypto floor: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
 
     let mut runs = Vec::new();
     let mut notes = Vec::new();
@@ -159,26 +153,44 @@ fn main() -> std::process::ExitCode {
         ));
     }
     for (store, url) in stores {
-        eprintln!("loadtest: {store}: {requests} requests per phase, {concurrency} clients");
-        match run_store(
-            &shop_rt,
-            &sandbox_rt,
-            &client_rt,
-            &scratch,
-            &url,
-            requests,
-            concurrency,
-        ) {
-            Ok((precreate, notify)) => runs.push(StoreRun {
-                store,
-                precreate,
-                notify,
-            }),
-            Err(e) => notes.push(format!("{store}: skipped ({e})")),
+        let mut run = StoreRun {
+            store,
+            rounds: Vec::new(),
+        };
+        for round in 1..=rounds {
+            eprintln!(
+                "loadtest: {store} round {round}/{rounds}: {requests} requests per phase, \
+                 {concurrency} clients"
+            );
+            let floor = match measure_floor() {
+                Ok(floor) => floor,
+                Err(e) => {
+                    eprintln!("loadtest: crypto floor: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            match run_store(
+                &shop_rt,
+                &sandbox_rt,
+                &client_rt,
+                &scratch,
+                &url,
+                requests,
+                concurrency,
+            ) {
+                Ok((precreate, notify)) => run.rounds.push((precreate, notify, floor)),
+                Err(e) => {
+                    notes.push(format!("{store}: round {round} failed ({e})"));
+                    break;
+                }
+            }
+        }
+        if !run.rounds.is_empty() {
+            runs.push(run);
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    report(&runs, floor, &notes, requests, concurrency, cores);
+    report(&runs, &notes, requests, concurrency, cores);
     if runs.is_empty() {
         std::process::ExitCode::from(1)
     } else {
@@ -709,31 +721,58 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Prints the results as the Markdown section BENCHMARKS.md embeds.
-fn report(
-    runs: &[StoreRun],
-    floor: Floor,
-    notes: &[String],
-    requests: usize,
-    concurrency: usize,
-    cores: usize,
-) {
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// One phase's figures: requests/s, p50 ms, p99 ms, shop CPU ms/request, shop CPU ÷ floor,
+/// sandbox CPU ms/request, clients CPU ms/request.
+fn figures(phase: &Phase, floor: f64) -> [f64; 7] {
+    let mut sorted = phase.latencies.clone();
+    sorted.sort();
+    let n = phase.requests.max(1) as f64;
+    let shop = phase.cpu.shop / n;
+    [
+        n / phase.wall.as_secs_f64(),
+        ms(percentile(&sorted, 50)),
+        ms(percentile(&sorted, 99)),
+        shop * 1e3,
+        shop / floor,
+        phase.cpu.sandbox / n * 1e3,
+        phase.cpu.clients / n * 1e3,
+    ]
+}
+
+/// Prints the results as the Markdown section BENCHMARKS.md embeds: per store and phase, the
+/// median over the rounds of each figure.
+fn report(runs: &[StoreRun], notes: &[String], requests: usize, concurrency: usize, cores: usize) {
+    let floors: Vec<&Floor> = runs
+        .iter()
+        .flat_map(|run| run.rounds.iter().map(|(_, _, floor)| floor))
+        .collect();
+    let floor_median = |f: fn(&Floor) -> f64| median(floors.iter().map(|x| f(x)).collect());
+    let rounds = runs.iter().map(|run| run.rounds.len()).max().unwrap_or(0);
     println!("<!-- loadtest:begin -->");
     println!(
         "Load test: {requests} requests per phase, {concurrency} concurrent clients, \
          {cores} cores, shop + sandbox + clients in one process on loopback \
-         (CPU per part from per-thread `schedstat`)."
+         (CPU per part from per-thread `schedstat`). Every figure is the **median of \
+         {rounds} rounds** (each round: a fresh sandbox and shop on the same database)."
     );
     println!();
     println!(
-        "Crypto floor measured in the same run (median): RSA-2048 sign {:.0} µs, verify \
+        "Crypto floor measured before each round (median): RSA-2048 sign {:.0} µs, verify \
          {:.0} µs, AES-256-GCM decrypt {:.1} µs; **precreate floor** (2 signs + 1 verify) \
          {:.0} µs, **notify floor** (1 verify + 1 decrypt) {:.0} µs.",
-        floor.sign * 1e6,
-        floor.verify * 1e6,
-        floor.decrypt * 1e6,
-        floor.precreate * 1e6,
-        floor.notify * 1e6
+        floor_median(|f| f.sign) * 1e6,
+        floor_median(|f| f.verify) * 1e6,
+        floor_median(|f| f.decrypt) * 1e6,
+        floor_median(|f| f.precreate) * 1e6,
+        floor_median(|f| f.notify) * 1e6,
     );
     println!();
     println!(
@@ -742,35 +781,42 @@ fn report(
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for run in runs {
-        for (name, phase, floor) in [
-            ("precreate", &run.precreate, floor.precreate),
-            ("notify", &run.notify, floor.notify),
-        ] {
-            let mut sorted = phase.latencies.clone();
-            sorted.sort();
-            let n = phase.requests.max(1) as f64;
-            let shop = phase.cpu.shop / n;
+        for name in ["precreate", "notify"] {
+            let per_round: Vec<[f64; 7]> = run
+                .rounds
+                .iter()
+                .map(|(precreate, notify, floor)| {
+                    if name == "precreate" {
+                        figures(precreate, floor.precreate)
+                    } else {
+                        figures(notify, floor.notify)
+                    }
+                })
+                .collect();
+            let m: Vec<f64> = (0..7)
+                .map(|i| median(per_round.iter().map(|f| f[i]).collect()))
+                .collect();
+            let phases = run.rounds.iter().map(|(precreate, notify, _)| {
+                if name == "precreate" {
+                    precreate
+                } else {
+                    notify
+                }
+            });
+            let (total, errors) = phases.fold((0, 0), |(t, e), p| (t + p.requests, e + p.errors));
             println!(
-                "| {} | {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
-                run.store,
-                phase.requests,
-                phase.errors,
-                n / phase.wall.as_secs_f64(),
-                ms(percentile(&sorted, 50)),
-                ms(percentile(&sorted, 99)),
-                shop * 1e3,
-                shop / floor,
-                phase.cpu.sandbox / n * 1e3,
-                phase.cpu.clients / n * 1e3,
+                "| {} | {name} | {total} | {errors} | {:.0} | {:.2} | {:.2} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
+                run.store, m[0], m[1], m[2], m[3], m[4], m[5], m[6],
             );
         }
     }
     println!();
     println!(
-        "Latency: precreate as seen by the client (includes the shop's round trip to the \
-         sandbox); notify is the shop's handling time of `POST /wxpay/notify`, with at most \
-         {concurrency} notifications in flight. Notify req/s: notifications acknowledged per \
-         second while the clients confirm payments at the sandbox."
+        "Requests and errors are totals over the rounds. Latency: precreate as seen by the \
+         client (includes the shop's round trip to the sandbox); notify is the shop's handling \
+         time of `POST /wxpay/notify`, with at most {concurrency} notifications in flight. \
+         Notify req/s: notifications acknowledged per second while the clients confirm \
+         payments at the sandbox."
     );
     for note in notes {
         println!();
