@@ -34,6 +34,17 @@ async fn status_of_a_pending_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_decodes_percent_encoded_order_numbers() {
+    let h = Harness::start().await;
+    h.precreate_ok("STATUS|0002*", 789).await;
+    for spelled in ["STATUS|0002*", "STATUS%7C0002%2A", "STATUS%7c0002*"] {
+        let reply = h.status(spelled).await;
+        assert_eq!(reply.status, StatusCode::OK, "{spelled}");
+        assert_eq!(reply.json()["out_trade_no"], "STATUS|0002*", "{spelled}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_of_a_paid_order_needs_no_upstream_call() {
     let h = Harness::start().await;
     let outcome = h.paid_order("STATUSPAID1", 100).await;

@@ -24,7 +24,10 @@ struct StatusReply<'a> {
 }
 
 pub(super) async fn handle(inner: &Inner, number: &str) -> Response<Bytes> {
-    let out_trade_no = match OutTradeNo::try_from(number) {
+    // The number arrives as a path segment: `|` and `*`, which order numbers may contain, are
+    // often percent-encoded by clients.
+    let decoded = percent_encoding::percent_decode_str(number).decode_utf8_lossy();
+    let out_trade_no = match OutTradeNo::try_from(decoded.as_ref()) {
         Ok(no) => no,
         Err(error) => return reply::field_error(&error),
     };
