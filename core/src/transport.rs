@@ -3,36 +3,76 @@
 
 use bytes::Bytes;
 
-/// Why a response body could not be read.
-pub(crate) enum BodyError {
-    /// It is longer than the limit (announced or streamed).
-    TooLarge,
-    /// The connection failed while reading; the request was sent.
-    Transport(reqwest::Error),
+/// Why an exchange with an upstream failed below the protocol.
+pub(crate) enum TransportError {
+    /// Sending, or reading the answer, failed.
+    Failed {
+        source: reqwest::Error,
+        /// Whether the upstream may have received the request.
+        request_may_have_been_sent: bool,
+    },
+    /// The answer is longer than the limit (announced or streamed).
+    TooLarge(usize),
+}
+
+/// An upstream's answer, its body read within the limit.
+pub(crate) struct Answer {
+    pub(crate) status: http::StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+/// Sends `request` and reads the answer's body up to `limit` bytes.
+pub(crate) async fn exchange(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<Answer, TransportError> {
+    let mut response = request.send().await.map_err(|source| {
+        let request_may_have_been_sent = may_have_been_sent(&source);
+        TransportError::Failed {
+            source,
+            request_may_have_been_sent,
+        }
+    })?;
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let body = read_limited(response, limit).await?;
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Whether a request whose send failed with `error` may have reached the upstream: anything but
 /// a failure to connect or to build the request. A write that may have arrived must be queried,
 /// never re-created with other parameters.
-pub(crate) fn may_have_been_sent(error: &reqwest::Error) -> bool {
+fn may_have_been_sent(error: &reqwest::Error) -> bool {
     !(error.is_connect() || error.is_builder())
 }
 
 /// Reads a body up to `limit` bytes, refusing anything larger without buffering it.
-pub(crate) async fn read_limited(
+async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
-) -> Result<Bytes, BodyError> {
+) -> Result<Bytes, TransportError> {
     if response
         .content_length()
         .is_some_and(|len| len > limit as u64)
     {
-        return Err(BodyError::TooLarge);
+        return Err(TransportError::TooLarge(limit));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| TransportError::Failed {
+            source,
+            request_may_have_been_sent: true,
+        })?
+    {
         if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
+            return Err(TransportError::TooLarge(limit));
         }
         body.extend_from_slice(&chunk);
     }

@@ -219,35 +219,17 @@ impl GatewayClient {
 
     async fn post(&self, body: Vec<u8>) -> Result<(StatusCode, bytes::Bytes), GatewayError> {
         let url = format!("{}{}", self.inner.config.url, PRECREATE_PATH);
-        let response = self
+        let request = self
             .inner
             .http
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
-            .body(body)
-            .send()
+            .body(body);
+        let answer = transport::exchange(request, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|source| {
-                let request_may_have_been_sent = transport::may_have_been_sent(&source);
-                GatewayError::Transport {
-                    source,
-                    request_may_have_been_sent,
-                }
-            })?;
-        let status = response.status();
-        let body = transport::read_limited(response, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|error| match error {
-                transport::BodyError::TooLarge => {
-                    GatewayError::ResponseTooLarge(MAX_RESPONSE_BYTES)
-                }
-                transport::BodyError::Transport(source) => GatewayError::Transport {
-                    source,
-                    request_may_have_been_sent: true,
-                },
-            })?;
-        Ok((status, body))
+            .map_err(transport_error)?;
+        Ok((answer.status, answer.body))
     }
 }
 
@@ -310,4 +292,18 @@ pub fn interpret(status: StatusCode, body: &[u8]) -> Result<ClientParams, Gatewa
     } else {
         GatewayError::Http(status)
     })
+}
+
+/// Maps a transport failure onto this client's errors.
+fn transport_error(error: transport::TransportError) -> GatewayError {
+    match error {
+        transport::TransportError::Failed {
+            source,
+            request_may_have_been_sent,
+        } => GatewayError::Transport {
+            source,
+            request_may_have_been_sent,
+        },
+        transport::TransportError::TooLarge(limit) => GatewayError::ResponseTooLarge(limit),
+    }
 }

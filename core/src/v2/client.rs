@@ -433,33 +433,17 @@ impl V2Client {
 
     async fn post(&self, path: &str, body: String) -> Result<(StatusCode, Bytes), V2Error> {
         let url = format!("{}{}", self.inner.config.api_base, path);
-        let response = self
+        let request = self
             .inner
             .http
             .post(url)
             .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .header(http::header::ACCEPT, "text/xml, application/xml")
-            .body(body)
-            .send()
+            .body(body);
+        let answer = transport::exchange(request, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|source| {
-                let request_may_have_been_sent = transport::may_have_been_sent(&source);
-                V2Error::Transport {
-                    source,
-                    request_may_have_been_sent,
-                }
-            })?;
-        let status = response.status();
-        let body = transport::read_limited(response, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|error| match error {
-                transport::BodyError::TooLarge => V2Error::ResponseTooLarge(MAX_RESPONSE_BYTES),
-                transport::BodyError::Transport(source) => V2Error::Transport {
-                    source,
-                    request_may_have_been_sent: true,
-                },
-            })?;
-        Ok((status, body))
+            .map_err(transport_error)?;
+        Ok((answer.status, answer.body))
     }
 }
 
@@ -492,5 +476,19 @@ pub fn jsapi_params(
         package,
         sign_type: sign_type.as_str().to_owned(),
         pay_sign,
+    }
+}
+
+/// Maps a transport failure onto this client's errors.
+fn transport_error(error: transport::TransportError) -> V2Error {
+    match error {
+        transport::TransportError::Failed {
+            source,
+            request_may_have_been_sent,
+        } => V2Error::Transport {
+            source,
+            request_may_have_been_sent,
+        },
+        transport::TransportError::TooLarge(limit) => V2Error::ResponseTooLarge(limit),
     }
 }

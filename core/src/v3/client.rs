@@ -676,29 +676,28 @@ impl V3Client {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
-        let mut response = request.send().await.map_err(|source| {
-            let request_may_have_been_sent = transport::may_have_been_sent(&source);
-            ClientError::Transport {
-                source,
-                request_may_have_been_sent,
-            }
-        })?;
-        let status = response.status();
-        let headers = std::mem::take(response.headers_mut());
-        let body = transport::read_limited(response, MAX_RESPONSE_BYTES)
+        let answer = transport::exchange(request, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|error| match error {
-                transport::BodyError::TooLarge => ClientError::ResponseTooLarge(MAX_RESPONSE_BYTES),
-                transport::BodyError::Transport(source) => ClientError::Transport {
-                    source,
-                    request_may_have_been_sent: true,
-                },
-            })?;
+            .map_err(transport_error)?;
         Ok(RawResponse {
-            status,
-            headers,
-            body,
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
         })
+    }
+}
+
+/// Maps a transport failure onto this client's errors.
+fn transport_error(error: transport::TransportError) -> ClientError {
+    match error {
+        transport::TransportError::Failed {
+            source,
+            request_may_have_been_sent,
+        } => ClientError::Transport {
+            source,
+            request_may_have_been_sent,
+        },
+        transport::TransportError::TooLarge(limit) => ClientError::ResponseTooLarge(limit),
     }
 }
 
