@@ -703,7 +703,7 @@ impl Provider for NoUpstream {
         &self,
         _: &wxpay_core::order::Order,
         _: &str,
-    ) -> Option<wxpay_core::provider::ClientParams> {
+    ) -> Option<wxpay_core::provider::PaymentParams> {
         None
     }
     async fn verify_notification(

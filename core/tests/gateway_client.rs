@@ -122,11 +122,12 @@ async fn precreate_sends_the_documented_body_and_passes_the_parameters_through()
     let (gw, url) = gateway(Mode::Success).await;
     let provider = provider(&url);
     let prepay = provider.prepay(&order(83601), None).await.unwrap();
+    let params = prepay.params.wechat().expect("WeChat parameters");
     assert_eq!(prepay.prepay_id, "wx21201855730335ac86f8c43d1889123400");
-    assert_eq!(prepay.params.app_id, "wx2421b1c4370ec43b");
-    assert_eq!(prepay.params.sign_type, "RSA");
+    assert_eq!(params.app_id, "wx2421b1c4370ec43b");
+    assert_eq!(params.sign_type, "RSA");
     assert_eq!(
-        prepay.params.pay_sign,
+        params.pay_sign,
         "oR9d8PuhnIc+YZ8cBHFCwfgpaK9gd7vaRvkYD7rthRAZ"
     );
     assert!(provider.client_params(&order(83601), "x").is_none());

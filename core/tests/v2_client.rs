@@ -180,20 +180,21 @@ async fn unified_order_success_gives_signed_jsapi_params_and_identical_retries()
     let (up, base) = upstream(Mode::Success).await;
     let provider = provider(&base);
     let prepay = provider.prepay(&order(), None).await.unwrap();
+    let params = prepay.params.wechat().expect("WeChat parameters");
     assert_eq!(prepay.prepay_id, "wx201410272009395522657a690389285100");
-    assert_eq!(prepay.params.app_id, APPID);
+    assert_eq!(params.app_id, APPID);
     assert_eq!(
-        prepay.params.package,
+        params.package,
         "prepay_id=wx201410272009395522657a690389285100"
     );
-    assert_eq!(prepay.params.sign_type, "HMAC-SHA256");
+    assert_eq!(params.sign_type, "HMAC-SHA256");
     let mut signed = Params::new();
-    signed.insert("appId".into(), prepay.params.app_id.clone());
-    signed.insert("timeStamp".into(), prepay.params.time_stamp.clone());
-    signed.insert("nonceStr".into(), prepay.params.nonce_str.clone());
-    signed.insert("package".into(), prepay.params.package.clone());
-    signed.insert("signType".into(), prepay.params.sign_type.clone());
-    signed.insert("sign".into(), prepay.params.pay_sign.clone());
+    signed.insert("appId".into(), params.app_id.clone());
+    signed.insert("timeStamp".into(), params.time_stamp.clone());
+    signed.insert("nonceStr".into(), params.nonce_str.clone());
+    signed.insert("package".into(), params.package.clone());
+    signed.insert("signType".into(), params.sign_type.clone());
+    signed.insert("sign".into(), params.pay_sign.clone());
     assert_eq!(sign::verify(&signed, &key()), Ok(SignType::HmacSha256));
     let remaining = prepay.expires_at - time::OffsetDateTime::now_utc();
     assert!(remaining > time::Duration::minutes(119) && remaining <= time::Duration::hours(2));

@@ -302,5 +302,6 @@ fn client_params_are_signed_locally_and_deterministic_with_fixed_clock_and_nonce
             &key,
             SignType::HmacSha256
         )
+        .into()
     );
 }

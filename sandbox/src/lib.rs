@@ -65,12 +65,15 @@ mod error;
 pub mod gateway;
 mod jsbridge;
 mod keys;
+pub mod openid;
+pub mod qfpay;
 mod server;
 mod simulate;
 mod state;
 mod timefmt;
 pub mod v2;
 pub mod v3;
+pub mod weidoufu;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,8 +86,10 @@ pub use delivery::{DeliveryKind, DeliveryRecord};
 pub use error::SandboxError;
 pub use gateway::GatewayMaterial;
 pub use keys::{MerchantMaterial, PlatformMaterial};
+pub use qfpay::QfpayMaterial;
 pub use simulate::{PayOutcome, PayRequest, SimulatedOutcome, pay_sign_message};
 pub use v2::SignType as V2SignType;
+pub use weidoufu::WeidoufuMaterial;
 
 use state::{Shared, lock};
 
@@ -155,6 +160,9 @@ impl Sandbox {
             ));
         }
         let gateway_wechat_key = crypto::random_alnum(32)?;
+        let qfpay = qfpay::QfpayMaterial::generate()?;
+        let weidoufu = weidoufu::WeidoufuMaterial::generate()?;
+        let openid = openid::OpenidState::generate()?;
         let http = reqwest::Client::builder()
             .timeout(config.notify_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -174,6 +182,9 @@ impl Sandbox {
             v2_api_key,
             gateway,
             gateway_wechat_key,
+            qfpay,
+            weidoufu,
+            openid,
             orders: Mutex::default(),
             deliveries: delivery::DeliveryLog::new(),
             http,
@@ -226,6 +237,22 @@ impl Sandbox {
     /// endpoint is `{base_url}/open/trade/wx/jsapi/precreate`.
     pub fn gateway(&self) -> &GatewayMaterial {
         &self.shared.gateway
+    }
+
+    /// The shop's credentials at the emulated QFPay (`app_code`, `client_key`, `mchid`).
+    pub fn qfpay(&self) -> &QfpayMaterial {
+        &self.shared.qfpay
+    }
+
+    /// The shop's application keys at the emulated weidoufu (`access_key`, `secret_key`).
+    pub fn weidoufu(&self) -> &WeidoufuMaterial {
+        &self.shared.weidoufu
+    }
+
+    /// The AppSecret of the merchant's appid, for `sns/jscode2session` and
+    /// `sns/oauth2/access_token`.
+    pub fn app_secret(&self) -> &str {
+        &self.shared.openid.app_secret
     }
 
     /// Simulates the payer confirming (or failing) the payment, as `POST /sandbox/pay` does.

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::state::Shared;
-use crate::{gateway, simulate, v2, v3};
+use crate::{gateway, openid, qfpay, simulate, v2, v3, weidoufu};
 
 /// The whole application.
 pub(crate) fn app(shared: Arc<Shared>) -> Router {
@@ -20,6 +20,9 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
         .merge(v3::router(&shared))
         .merge(v2::router())
         .merge(gateway::router())
+        .merge(qfpay::router())
+        .merge(weidoufu::router())
+        .merge(openid::router())
         .merge(simulate::router())
         .fallback(fallback)
         .with_state(shared)

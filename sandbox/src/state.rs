@@ -119,6 +119,9 @@ pub(crate) struct Shared {
     pub(crate) gateway: GatewayMaterial,
     /// The API v2 key of the gateway's own WeChat merchant (never shown to the shop).
     pub(crate) gateway_wechat_key: String,
+    pub(crate) qfpay: crate::qfpay::QfpayMaterial,
+    pub(crate) weidoufu: crate::weidoufu::WeidoufuMaterial,
+    pub(crate) openid: crate::openid::OpenidState,
     pub(crate) orders: Mutex<Orders>,
     pub(crate) deliveries: DeliveryLog,
     pub(crate) faults: Mutex<NotifyFaults>,

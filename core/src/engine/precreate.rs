@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::fields::{FieldError, OpenId, OutTradeNo};
 use crate::order::{NewOrder, Order, OrderStatus, Transition};
-use crate::provider::ClientParams;
+use crate::provider::PaymentParams;
 use crate::store::{InsertOutcome, StoreError};
 
 use super::checkout::CheckoutRequest;
@@ -20,7 +20,7 @@ use super::{Inner, reply};
 struct PrecreateReply<'a> {
     out_trade_no: &'a str,
     #[serde(flatten)]
-    params: &'a ClientParams,
+    params: &'a PaymentParams,
 }
 
 pub(super) async fn handle(
@@ -51,7 +51,7 @@ pub(super) async fn handle(
         mchid: merchant.mchid,
         openid: request.openid.clone(),
         amount: checkout.amount,
-        currency: crate::fields::Currency::cny(),
+        currency: inner.provider.currency(),
         description: checkout.description,
         attach: checkout.attach,
     };
@@ -117,7 +117,7 @@ pub(super) async fn handle(
     }
 }
 
-fn success(out_trade_no: &OutTradeNo, params: &ClientParams) -> Response<Bytes> {
+fn success(out_trade_no: &OutTradeNo, params: &PaymentParams) -> Response<Bytes> {
     reply::json(
         StatusCode::OK,
         &PrecreateReply {
@@ -129,7 +129,7 @@ fn success(out_trade_no: &OutTradeNo, params: &ClientParams) -> Response<Bytes> 
 
 /// Parameters for a `PENDING` order whose `prepay_id` stays valid long enough to pay, signed
 /// without an upstream call.
-fn reusable_params(inner: &Inner, order: &Order) -> Option<ClientParams> {
+fn reusable_params(inner: &Inner, order: &Order) -> Option<PaymentParams> {
     if order.status != OrderStatus::Pending {
         return None;
     }

@@ -18,7 +18,7 @@ use crate::gateway::{
 use crate::order::Order;
 
 use super::{
-    ClientParams, MerchantIdentity, NotificationRejection, PaymentNotification, PaymentReport,
+    MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
     PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
 };
 
@@ -159,13 +159,13 @@ impl Provider for GatewayProvider {
         Ok(Prepay {
             prepay_id,
             expires_at: issued_at + PREPAY_ID_VALIDITY,
-            params,
+            params: params.into(),
         })
     }
 
     /// `None`: the gateway signs the parameters with a key we do not have, so the engine asks it
     /// again.
-    fn client_params(&self, _order: &Order, _prepay_id: &str) -> Option<ClientParams> {
+    fn client_params(&self, _order: &Order, _prepay_id: &str) -> Option<PaymentParams> {
         None
     }
 

@@ -17,8 +17,10 @@ use time::OffsetDateTime;
 use crate::order::Order;
 
 pub mod gateway;
+pub mod qfpay;
 pub mod v2;
 pub mod v3;
+pub mod weidoufu;
 
 /// Signed parameters for `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` and
 /// `wx.requestPayment(…)`, with WeChat's field names.
@@ -43,6 +45,42 @@ pub struct ClientParams {
     pub pay_sign: String,
 }
 
+/// Parameters for Alipay's `my.tradePay({ tradeNO })`, for upstreams that also collect through
+/// Alipay mini programs (weidoufu `pay_type` 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlipayParams {
+    /// `tradeNO`: Alipay's trade number.
+    #[serde(rename = "tradeNO")]
+    pub trade_no: String,
+}
+
+/// What the payer's client needs to pay, as the precreate route answers it (flattened next to
+/// `out_trade_no`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PaymentParams {
+    /// WeChat's JSAPI parameters (every upstream but weidoufu's Alipay path).
+    Wechat(ClientParams),
+    /// Alipay's trade number.
+    Alipay(AlipayParams),
+}
+
+impl From<ClientParams> for PaymentParams {
+    fn from(params: ClientParams) -> Self {
+        PaymentParams::Wechat(params)
+    }
+}
+
+impl PaymentParams {
+    /// The WeChat parameters, when these are.
+    pub fn wechat(&self) -> Option<&ClientParams> {
+        match self {
+            PaymentParams::Wechat(params) => Some(params),
+            PaymentParams::Alipay(_) => None,
+        }
+    }
+}
+
 /// The merchant identity an upstream reports in notifications, for cross-checking.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MerchantIdentity {
@@ -59,8 +97,8 @@ pub struct Prepay {
     pub prepay_id: String,
     /// Until when the client parameters can be used.
     pub expires_at: OffsetDateTime,
-    /// The signed client parameters.
-    pub params: ClientParams,
+    /// What the client needs to pay: usually WeChat's signed JSAPI parameters.
+    pub params: PaymentParams,
 }
 
 /// Where a payment stands upstream.
@@ -210,6 +248,11 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// The merchant identity notifications are cross-checked against.
     fn merchant(&self) -> MerchantIdentity;
 
+    /// The currency orders are created in (default `CNY`; QFPay merchants settle in others).
+    fn currency(&self) -> crate::fields::Currency {
+        crate::fields::Currency::cny()
+    }
+
     /// Creates the upstream order for `order` and signs the client parameters. Must be
     /// idempotent for identical orders: the engine calls it again after a failure whose effect
     /// is unknown.
@@ -222,7 +265,7 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// Fresh client parameters for an order whose `prepay_id` is still valid, without an
     /// upstream call; `None` when this provider cannot sign them locally (the engine then calls
     /// [`Provider::prepay`] again).
-    fn client_params(&self, order: &Order, prepay_id: &str) -> Option<ClientParams>;
+    fn client_params(&self, order: &Order, prepay_id: &str) -> Option<PaymentParams>;
 
     /// Verifies a notification from its raw headers and body.
     async fn verify_notification(

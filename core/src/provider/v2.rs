@@ -12,7 +12,7 @@ use crate::v2::notification::{V2NotificationError, parse_time_end};
 use crate::v2::{ACK_XML, Params, UnifiedOrderRequest, V2Client, V2Error};
 
 use super::{
-    ClientParams, MerchantIdentity, NotificationRejection, PaymentNotification, PaymentReport,
+    MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
     PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
 };
 
@@ -175,12 +175,12 @@ impl Provider for V2Provider {
         Ok(Prepay {
             prepay_id,
             expires_at: issued_at + PREPAY_ID_VALIDITY,
-            params,
+            params: params.into(),
         })
     }
 
-    fn client_params(&self, _order: &Order, prepay_id: &str) -> Option<ClientParams> {
-        Some(self.client.jsapi_params(prepay_id))
+    fn client_params(&self, _order: &Order, prepay_id: &str) -> Option<PaymentParams> {
+        Some(self.client.jsapi_params(prepay_id).into())
     }
 
     async fn verify_notification(

@@ -16,7 +16,7 @@ use crate::v3::{
 };
 
 use super::{
-    ClientParams, MerchantIdentity, NotificationRejection, PaymentNotification, PaymentReport,
+    MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
     PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
 };
 
@@ -158,12 +158,12 @@ impl Provider for V3Provider {
         Ok(Prepay {
             prepay_id: response.prepay_id,
             expires_at: issued_at + PREPAY_ID_VALIDITY,
-            params,
+            params: params.into(),
         })
     }
 
-    fn client_params(&self, _order: &Order, prepay_id: &str) -> Option<ClientParams> {
-        Some(self.client.jsapi_params(prepay_id))
+    fn client_params(&self, _order: &Order, prepay_id: &str) -> Option<PaymentParams> {
+        Some(self.client.jsapi_params(prepay_id).into())
     }
 
     async fn verify_notification(

@@ -20,7 +20,7 @@ use wxpay_core::fields::{NotifyUrl, OutTradeNo};
 use wxpay_core::order::{NewOrder, Order, OrderStatus, Transition};
 use wxpay_core::provider::v3::V3Provider;
 use wxpay_core::provider::{
-    ClientParams, MerchantIdentity, NotificationRejection, PaymentNotification, PaymentReport,
+    MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
     Prepay, Provider, ProviderError,
 };
 use wxpay_core::store::{
@@ -150,7 +150,7 @@ impl Provider for CountingProvider {
         self.inner.prepay(order, client_ip).await
     }
 
-    fn client_params(&self, order: &Order, prepay_id: &str) -> Option<ClientParams> {
+    fn client_params(&self, order: &Order, prepay_id: &str) -> Option<PaymentParams> {
         self.inner.client_params(order, prepay_id)
     }
 

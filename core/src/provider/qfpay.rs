@@ -1,0 +1,1 @@
+//! QFPay (seed 002) as a [`Provider`](super::Provider).

@@ -1,0 +1,1 @@
+//! weidoufu (seed 004) as a [`Provider`](super::Provider).
