@@ -55,6 +55,9 @@ pub(super) async fn handle(
         description: checkout.description,
         attach: checkout.attach,
     };
+    if let Err(error) = inner.provider.check_order(&new_order) {
+        return reply::field_error(&error);
+    }
     let order = match inner.store.insert_if_absent(new_order.clone()).await {
         Ok(InsertOutcome::Inserted(order)) => order,
         Ok(InsertOutcome::Existing(order)) => {

@@ -253,6 +253,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
         crate::fields::Currency::cny()
     }
 
+    /// Refuses, before anything is stored or sent, an order this upstream would refuse for its
+    /// own field rules (weidoufu: `out_order_no` of at least 18 letters and digits). The
+    /// precreate route answers the error as a 400 naming the field.
+    fn check_order(&self, order: &crate::order::NewOrder) -> Result<(), crate::fields::FieldError> {
+        let _ = order;
+        Ok(())
+    }
+
     /// Creates the upstream order for `order` and signs the client parameters. Must be
     /// idempotent for identical orders: the engine calls it again after a failure whose effect
     /// is unknown.
