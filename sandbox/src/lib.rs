@@ -255,6 +255,19 @@ impl Sandbox {
         &self.shared.openid.app_secret
     }
 
+    /// The payer the identity endpoints name when the caller picks none (`sandbox_openid`):
+    /// generated at start, 28 characters (`oSandbox…`).
+    pub fn default_openid(&self) -> &str {
+        &self.shared.openid.default_openid
+    }
+
+    /// What `wx.login` gives a mini program: a code for `sns/jscode2session` identifying
+    /// `openid` (default: [`Sandbox::default_openid`]), single use, valid 5 minutes. An openid
+    /// that is not 1 to 64 of `[A-Za-z0-9_-]` is refused ([`SandboxError::Config`]).
+    pub fn wx_login(&self, openid: Option<&str>) -> Result<String, SandboxError> {
+        openid::wx_login(&self.shared, openid)
+    }
+
     /// Simulates the payer confirming (or failing) the payment, as `POST /sandbox/pay` does.
     pub async fn pay(&self, req: PayRequest) -> Result<PayOutcome, SandboxError> {
         simulate::pay(&self.shared, &req)
