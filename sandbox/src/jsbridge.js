@@ -8,7 +8,8 @@
  * client does) and the notification is delivered to the shop; "Fail" simulates a failed payment;
  * "Cancel" closes the sheet. Parameters of every upstream work: signType RSA (API v3), MD5 or
  * HMAC-SHA256 (API v2, the gateway). Buttons have stable ids for browser tests: wxpay-sandbox-pay,
- * wxpay-sandbox-fail, wxpay-sandbox-cancel.
+ * wxpay-sandbox-fail, wxpay-sandbox-cancel. wx.login({success(res) {res.code}}) gets a code from the
+ * sandbox (POST /sandbox/wx-login) for the shop's server to exchange at sns/jscode2session.
  */
 (function () {
   "use strict";
@@ -205,10 +206,40 @@
     });
   }
 
+  /*
+   * wx.login({success, fail, complete}): asks the sandbox for a code (POST /sandbox/wx-login) that
+   * the shop's server exchanges at sns/jscode2session, as a mini program's wx.login does. The
+   * payer is the sandbox's default one, or `sandboxOpenid` (a sandbox-only option).
+   */
+  function login(options) {
+    var o = options || {};
+    var body = {};
+    if (o.sandboxOpenid) {
+      body.openid = String(o.sandboxOpenid);
+    }
+    function done(ok, res) {
+      var cb = ok ? o.success : o.fail;
+      if (typeof cb === "function") { cb(res); }
+      if (typeof o.complete === "function") { o.complete(res); }
+    }
+    fetchJson("POST", "/sandbox/wx-login", body).then(function (r) {
+      if (r.ok && r.data && r.data.code) {
+        done(true, { errMsg: "login:ok", code: r.data.code });
+      } else {
+        done(false, {
+          errMsg: "login:fail " + ((r.data && (r.data.code + ": " + r.data.message)) || "refused")
+        });
+      }
+    }, function (e) {
+      done(false, { errMsg: "login:fail sandbox unreachable: " + e });
+    });
+  }
+
   window.__wxpaySandbox = { base: base, paySheet: paySheet };
   window.WeixinJSBridge = bridge;
   window.wx = window.wx || {};
   window.wx.requestPayment = requestPayment;
+  window.wx.login = login;
 
   // Pages that loaded before the bridge wait for this event.
   function ready() {
