@@ -1,1 +1,265 @@
-//! weidoufu (seed 004) as a [`Provider`](super::Provider).
+//! weidoufu (seed 004) as a [`Provider`](super::Provider), over [`WeidoufuClient`].
+//!
+//! - The wallet is the configured [`PayType`]. For WeChat the order's `openid` is sent as
+//!   `openid`; for Alipay **the order's `openid` field carries the payer's Alipay `buyer_id`**
+//!   (sent as `buyer_id`): the engine has one payer field, and an Alipay mini program obtains a
+//!   `buyer_id` where a WeChat one obtains an openid.
+//! - The merchant identity is the `access_key`, standing in for the merchant id: it is stored
+//!   with each order and reported back from every callback (which [`verify_callback`] already
+//!   requires to match).
+//! - weidoufu documents the payment and its callback only, so [`Provider::query`] and
+//!   [`Provider::close`] answer a [`ProviderErrorKind::Local`] error (`UNSUPPORTED`), as for the
+//!   seed-001 gateway: orders settle through the callback, which weidoufu repeats until it is
+//!   acknowledged.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use time::Duration;
+
+use crate::fields::FieldError;
+use crate::order::{NewOrder, Order};
+use crate::weidoufu::client::PAYER_ID_MAX_CHARS;
+use crate::weidoufu::{
+    CallbackError, MiniappPayRequest, PayType, WeidoufuClient, WeidoufuError, check_out_order_no,
+    verify_callback,
+};
+
+use super::{
+    MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
+};
+
+/// How long a payment's parameters can be used: a WeChat `prepay_id` is valid for 2 hours
+/// (official docs); weidoufu gives no validity for either wallet, so the same is assumed for an
+/// Alipay `trade_no` (our choice).
+pub const PREPAY_VALIDITY: Duration = Duration::hours(2);
+
+/// The body of the reply that acknowledges a callback: HTTP 200 with the plain text `SUCCESS`
+/// (our choice, contract B; seed 004 is silent).
+pub const WEIDOUFU_ACK_BODY: &str = "SUCCESS";
+
+/// The body of every failure reply, always with a non-2xx status so that weidoufu retries.
+pub const WEIDOUFU_FAIL_BODY: &str = "FAIL";
+
+/// The prefix of notification event ids: `weidoufu-{mch_trade_no}`.
+pub const EVENT_ID_PREFIX: &str = "weidoufu-";
+
+/// weidoufu's mini-program payments.
+#[derive(Debug, Clone)]
+pub struct WeidoufuProvider {
+    client: WeidoufuClient,
+}
+
+impl WeidoufuProvider {
+    /// A provider over `client`, collecting with the client's configured pay type.
+    pub fn new(client: WeidoufuClient) -> Self {
+        Self { client }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &WeidoufuClient {
+        &self.client
+    }
+
+    /// The wallet orders are paid with.
+    pub fn pay_type(&self) -> PayType {
+        self.client.config().pay_type
+    }
+}
+
+fn provider_error(error: &WeidoufuError) -> ProviderError {
+    let (kind, upstream_code, message) = match error {
+        WeidoufuError::Rejected { message, .. } => (
+            ProviderErrorKind::Rejected,
+            Some("0".to_owned()),
+            message.clone(),
+        ),
+        WeidoufuError::Http(status) if status.is_server_error() => {
+            (ProviderErrorKind::Unavailable, None, error.to_string())
+        }
+        WeidoufuError::Http(_) => (ProviderErrorKind::Rejected, None, error.to_string()),
+        WeidoufuError::Deadline(_) => (ProviderErrorKind::Timeout, None, error.to_string()),
+        WeidoufuError::Transport { .. } => (ProviderErrorKind::Transport, None, error.to_string()),
+        WeidoufuError::ResponseTooLarge(_) | WeidoufuError::Malformed(_) => {
+            (ProviderErrorKind::BadResponse, None, error.to_string())
+        }
+        _ => (ProviderErrorKind::Local, None, error.to_string()),
+    };
+    ProviderError {
+        kind,
+        upstream_code,
+        message,
+        may_have_taken_effect: error.may_have_taken_effect(),
+    }
+}
+
+fn unsupported(what: &str) -> ProviderError {
+    ProviderError {
+        kind: ProviderErrorKind::Local,
+        upstream_code: Some("UNSUPPORTED".to_owned()),
+        message: format!("weidoufu documents no {what} API (seed 004)"),
+        may_have_taken_effect: false,
+    }
+}
+
+fn text_response(status: StatusCode, body: &'static str) -> Response<Bytes> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Bytes::from_static(body.as_bytes()))
+        .unwrap_or_else(|_| Response::new(Bytes::new()))
+}
+
+fn failure(status: StatusCode) -> Response<Bytes> {
+    let status = if status.is_success() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        status
+    };
+    text_response(status, WEIDOUFU_FAIL_BODY)
+}
+
+fn rejection(error: &CallbackError) -> NotificationRejection {
+    let (kind, status) = match error {
+        CallbackError::MissingSign | CallbackError::BadSignature => {
+            (RejectionKind::BadSignature, StatusCode::UNAUTHORIZED)
+        }
+        _ => (RejectionKind::Malformed, StatusCode::BAD_REQUEST),
+    };
+    NotificationRejection::new(kind, error.to_string(), failure(status))
+}
+
+#[async_trait]
+impl Provider for WeidoufuProvider {
+    fn name(&self) -> &'static str {
+        "weidoufu"
+    }
+
+    /// No appid of ours exists at weidoufu; the `access_key` stands in for the merchant id and
+    /// is cross-checked against each callback's `access_key`.
+    fn merchant(&self) -> MerchantIdentity {
+        MerchantIdentity {
+            appid: None,
+            mchid: Some(self.client.config().access_key.clone()),
+        }
+    }
+
+    /// weidoufu's `out_order_no` takes 18..=32 ASCII letters and digits (seed 004), stricter than
+    /// WeChat's rule: a number with `_`, `-`, `|`, `*` or under 18 characters is refused here.
+    /// (Numbers the engine generates are 24 alphanumerics.) The payer id (`openid` / `buyer_id`)
+    /// is `string(32)`.
+    fn check_order(&self, order: &NewOrder) -> Result<(), FieldError> {
+        check_out_order_no(order.out_trade_no.as_str())
+            .map_err(|reason| FieldError::new("out_trade_no", reason))?;
+        let payer_chars = order.openid.as_str().chars().count();
+        if payer_chars > PAYER_ID_MAX_CHARS {
+            return Err(FieldError::new(
+                "openid",
+                format!(
+                    "weidoufu takes a {} of at most {PAYER_ID_MAX_CHARS} characters, got {payer_chars}",
+                    self.pay_type().payer_field()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn prepay(
+        &self,
+        order: &Order,
+        _client_ip: Option<IpAddr>,
+    ) -> Result<Prepay, ProviderError> {
+        // A function of the stored order and the configuration only, so a repeated call is
+        // identical and weidoufu answers it with the same payment.
+        let request = MiniappPayRequest {
+            out_order_no: order.out_trade_no.as_str().to_owned(),
+            body: order.description.as_str().to_owned(),
+            total_fee: order.amount.fen(),
+            pay_type: self.pay_type(),
+            payer_id: order.openid.as_str().to_owned(),
+            attach: order.attach.as_ref().map(|a| a.as_str().to_owned()),
+        };
+        let issued_at = self.client.clock().now();
+        let payment = self
+            .client
+            .pay(&request)
+            .await
+            .map_err(|e| provider_error(&e))?;
+        Ok(Prepay {
+            prepay_id: payment.prepay_id().to_owned(),
+            expires_at: issued_at + PREPAY_VALIDITY,
+            params: payment.jsapi,
+        })
+    }
+
+    /// `None`: weidoufu signs the parameters with a key we do not have, so the engine asks it
+    /// again (with identical parameters).
+    fn client_params(&self, _order: &Order, _prepay_id: &str) -> Option<PaymentParams> {
+        None
+    }
+
+    async fn verify_notification(
+        &self,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PaymentNotification, NotificationRejection> {
+        let config = self.client.config();
+        let callback = verify_callback(body, &config.secret_key, &config.access_key)
+            .map_err(|e| rejection(&e))?;
+        let (state, event_id) = if callback.is_paid() {
+            (
+                PaymentState::Paid,
+                format!("{EVENT_ID_PREFIX}{}", callback.mch_trade_no),
+            )
+        } else {
+            // Not a payment; its own id, so that it never shadows the later SUCCESS.
+            (
+                PaymentState::Other(callback.trade_status.clone()),
+                format!(
+                    "{EVENT_ID_PREFIX}{}-{}",
+                    callback.mch_trade_no, callback.trade_status
+                ),
+            )
+        };
+        let report = PaymentReport {
+            out_trade_no: callback.out_order_no.clone(),
+            state,
+            transaction_id: callback.trade_no.clone(),
+            amount_total: Some(callback.total_fee),
+            currency: None,
+            appid: None,
+            mchid: Some(callback.access_key.clone()),
+            payer: callback.payer_id.clone(),
+            paid_at: callback.paid_at(),
+        };
+        let details = callback
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        Ok(PaymentNotification {
+            event_id,
+            report,
+            details: serde_json::Value::Object(details),
+        })
+    }
+
+    fn acknowledge(&self) -> Response<Bytes> {
+        text_response(StatusCode::OK, WEIDOUFU_ACK_BODY)
+    }
+
+    fn failure_reply(&self, status: StatusCode, _message: &str) -> Response<Bytes> {
+        failure(status)
+    }
+
+    async fn query(&self, _order: &Order) -> Result<PaymentReport, ProviderError> {
+        Err(unsupported("order query"))
+    }
+
+    async fn close(&self, _order: &Order) -> Result<(), ProviderError> {
+        Err(unsupported("close"))
+    }
+}
