@@ -1,1 +1,426 @@
-//! QFPay (seed 002) as a [`Provider`](super::Provider).
+//! QFPay (seed 002) as a [`Provider`](super::Provider), over [`QfpayClient`].
+//!
+//! Choices where QFPay's documentation is silent, each made once here:
+//! - **`txdtm`** is the order's `created_at`, written at the configured UTC offset (default
+//!   +08:00, see [`crate::qfpay::local_time`]): a repeated payment must be identical.
+//! - **Validity** of the JSAPI parameters: QFPay passes WeChat Pay's through, and a WeChat
+//!   `prepay_id` is valid for 2 hours (official WeChat Pay docs): [`PREPAY_ID_VALIDITY`].
+//! - **`transaction_id`** of a payment is QFPay's `syssn`, not WeChat's `chnlsn`: `syssn` is in
+//!   every notification and every enquiry entry (`chnlsn` is optional in both), so a payment
+//!   reported by a notification and by a query carries the same id, and it is the number
+//!   QFPay's refund API takes. `chnlsn` stays in the notification's details.
+//! - **`paid_at`** is `paydtm` (else `sysdtm`) read at the configured offset.
+//! - **Event id** of a notification: `qfpay-{syssn}` for a payment (QFPay repeats the same
+//!   `syssn` on every retry); other kinds get their type and code in the id, so they can never
+//!   shadow the payment's.
+//! - **Refund notifications** are verified and then acknowledged with `SUCCESS`: they are
+//!   authentic facts that do not change the order here (refunds are the app's business), a
+//!   non-`SUCCESS` answer would only make QFPay repeat the same notification seven times over
+//!   a day, and the engine records them in its inbox. They are reported as
+//!   `PaymentState::Other("REFUND")` under the refund's own `out_trade_no`.
+//! - **`goods_name`** is the order description cut to QFPay's limit (letters, digits and
+//!   spaces, at most [`GOODS_NAME_MAX_CHARS`] characters), or left out when nothing remains.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use time::Duration;
+
+use crate::order::Order;
+use crate::qfpay::client::GOODS_NAME_MAX_CHARS;
+use crate::qfpay::local_time;
+use crate::qfpay::{
+    CloseRequest, NotifyType, PaymentRequest, QfpayClient, QfpayError, QfpayNotificationError,
+    RespcdClass, Transaction, verify_notification,
+};
+
+use super::{
+    MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
+};
+
+/// How long the parameters of a payment can be used: a WeChat `prepay_id` is valid for 2 hours.
+pub const PREPAY_ID_VALIDITY: Duration = Duration::hours(2);
+
+/// The body of the acknowledgement, with HTTP 200: "return 200 OK with body SUCCESS"
+/// (https://sdk.qfapi.com/docs/common-api/async-notifications).
+pub const QFPAY_ACK_BODY: &str = "SUCCESS";
+
+/// The body of every failure reply, with a non-2xx status (anything but 200 + `SUCCESS` makes
+/// QFPay retry).
+pub const QFPAY_FAIL_BODY: &str = "FAIL";
+
+/// The prefix of QFPay event ids in the engine's inbox.
+pub const EVENT_ID_PREFIX: &str = "qfpay-";
+
+/// `respcd` of a close answered for an order that is already closed or cancelled (QFPay's
+/// status code table: `1142` order already closed, `1263` cancelled, `1264` closed): the close
+/// has nothing left to do.
+const ALREADY_CLOSED: [&str; 3] = ["1142", "1263", "1264"];
+
+/// QFPay.
+#[derive(Debug, Clone)]
+pub struct QfpayProvider {
+    client: QfpayClient,
+}
+
+impl QfpayProvider {
+    /// A provider over `client` (whose configuration holds the currency, `mchid` and notify
+    /// URL).
+    pub fn new(client: QfpayClient) -> Self {
+        Self { client }
+    }
+
+    /// The client (the openid flow lives there).
+    pub fn client(&self) -> &QfpayClient {
+        &self.client
+    }
+
+    /// The payment request for `order`: a function of the stored order only.
+    pub fn payment_request(order: &Order) -> PaymentRequest {
+        PaymentRequest {
+            out_trade_no: order.out_trade_no.as_str().to_owned(),
+            txamt: order.amount.fen(),
+            txcurrcd: order.currency.as_str().to_owned(),
+            txdtm: order.created_at,
+            sub_openid: order.openid.as_str().to_owned(),
+            goods_name: goods_name(order.description.as_str()),
+        }
+    }
+
+    fn parse_time(&self, text: Option<&str>) -> Option<time::OffsetDateTime> {
+        local_time::parse(text?, self.client.config().utc_offset)
+    }
+
+    fn report(&self, transaction: &Transaction) -> PaymentReport {
+        PaymentReport {
+            out_trade_no: transaction.out_trade_no.clone(),
+            state: transaction_state(transaction),
+            transaction_id: Some(transaction.syssn.clone()),
+            amount_total: transaction.txamt,
+            currency: transaction.txcurrcd.clone(),
+            appid: None,
+            mchid: None,
+            payer: None,
+            paid_at: self.parse_time(
+                transaction
+                    .paydtm
+                    .as_deref()
+                    .or(transaction.sysdtm.as_deref()),
+            ),
+        }
+    }
+}
+
+/// `description` as a QFPay `goods_name`: letters, digits and spaces only, at most
+/// [`GOODS_NAME_MAX_CHARS`] characters, trimmed; `None` when empty.
+pub fn goods_name(description: &str) -> Option<String> {
+    let kept: String = description
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ')
+        .take(GOODS_NAME_MAX_CHARS)
+        .collect();
+    let trimmed = kept.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+/// Where an enquiry entry says the payment stands.
+fn transaction_state(transaction: &Transaction) -> PaymentState {
+    let cancel = transaction.cancel.as_deref().unwrap_or("0");
+    match (transaction.respcd.as_str(), cancel) {
+        // 2 = cancelled (MPM), whatever the payment's code.
+        (_, "2") => PaymentState::Closed,
+        // 1 = reversed or refunded, 3 = refunded.
+        ("0000", "1" | "3") => PaymentState::Refunded,
+        // 0 = not cancelled, 4 = pre-authorisation finished, 5 = partially refunded: paid.
+        ("0000", _) => PaymentState::Paid,
+        ("1142" | "1181" | "1263" | "1264", _) => PaymentState::Closed,
+        (code, _) => match crate::qfpay::classify(code) {
+            RespcdClass::InProgress => PaymentState::NotPaid,
+            _ => PaymentState::Failed(match &transaction.message {
+                Some(message) => format!("{code}: {message}"),
+                None => code.to_owned(),
+            }),
+        },
+    }
+}
+
+fn provider_error(error: &QfpayError) -> ProviderError {
+    let (kind, upstream_code, message) = match error {
+        QfpayError::Upstream {
+            respcd,
+            message,
+            class,
+        } => {
+            let kind = match class {
+                RespcdClass::InProgress | RespcdClass::SystemError => {
+                    ProviderErrorKind::Unavailable
+                }
+                _ => ProviderErrorKind::Rejected,
+            };
+            (kind, Some(respcd.clone()), message.clone())
+        }
+        QfpayError::Http(status) if status.is_server_error() => {
+            (ProviderErrorKind::Unavailable, None, error.to_string())
+        }
+        QfpayError::Http(_) => (ProviderErrorKind::Rejected, None, error.to_string()),
+        QfpayError::Deadline(_) => (ProviderErrorKind::Timeout, None, error.to_string()),
+        QfpayError::Transport { .. } => (ProviderErrorKind::Transport, None, error.to_string()),
+        QfpayError::ResponseTooLarge(_) | QfpayError::Malformed(_) => {
+            (ProviderErrorKind::BadResponse, None, error.to_string())
+        }
+        _ => (ProviderErrorKind::Local, None, error.to_string()),
+    };
+    ProviderError {
+        kind,
+        upstream_code,
+        message,
+        may_have_taken_effect: error.may_have_taken_effect(),
+    }
+}
+
+fn text_response(status: StatusCode, body: &'static str) -> Response<Bytes> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Bytes::from_static(body.as_bytes()))
+        .unwrap_or_else(|_| Response::new(Bytes::new()))
+}
+
+fn failure(status: StatusCode) -> Response<Bytes> {
+    let status = if status.is_success() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        status
+    };
+    text_response(status, QFPAY_FAIL_BODY)
+}
+
+fn rejection(error: &QfpayNotificationError) -> NotificationRejection {
+    let (kind, status) = match error {
+        QfpayNotificationError::TooLarge(_) => {
+            (RejectionKind::TooLarge, StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        QfpayNotificationError::MissingSignature | QfpayNotificationError::BadSignature => {
+            (RejectionKind::BadSignature, StatusCode::UNAUTHORIZED)
+        }
+        _ => (RejectionKind::Malformed, StatusCode::BAD_REQUEST),
+    };
+    NotificationRejection::new(kind, error.to_string(), failure(status))
+}
+
+#[async_trait]
+impl Provider for QfpayProvider {
+    fn name(&self) -> &'static str {
+        "qfpay"
+    }
+
+    /// No appid of ours exists at QFPay (the payment runs under QFPay's or the merchant's
+    /// official account); the `mchid`, when QFPay assigned one, is cross-checked against the
+    /// notification's (which QFPay only sends to agents).
+    fn merchant(&self) -> MerchantIdentity {
+        MerchantIdentity {
+            appid: None,
+            mchid: self.client.config().mchid.clone(),
+        }
+    }
+
+    fn currency(&self) -> crate::fields::Currency {
+        self.client.config().currency.clone()
+    }
+
+    async fn prepay(
+        &self,
+        order: &Order,
+        _client_ip: Option<IpAddr>,
+    ) -> Result<Prepay, ProviderError> {
+        let request = Self::payment_request(order);
+        let issued_at = self.client.clock().now();
+        let response = self
+            .client
+            .payment(&request)
+            .await
+            .map_err(|e| provider_error(&e))?;
+        Ok(Prepay {
+            prepay_id: response.prepay_id().to_owned(),
+            expires_at: issued_at + PREPAY_ID_VALIDITY,
+            params: response.pay_params.into(),
+        })
+    }
+
+    /// `None`: QFPay signs the parameters with a key we do not have, so the engine asks it
+    /// again (with identical parameters, which QFPay answers with the same payment).
+    fn client_params(&self, _order: &Order, _prepay_id: &str) -> Option<PaymentParams> {
+        None
+    }
+
+    async fn verify_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<PaymentNotification, NotificationRejection> {
+        let notification = verify_notification(headers, body, &self.client.config().client_key)
+            .map_err(|e| rejection(&e))?;
+        let (state, event_id) = if notification.is_paid() {
+            (
+                PaymentState::Paid,
+                format!("{EVENT_ID_PREFIX}{}", notification.syssn),
+            )
+        } else {
+            let kind = match &notification.notify_type {
+                NotifyType::Payment => "PAYMENT",
+                NotifyType::Refund => "REFUND",
+                NotifyType::Other(other) => other.as_str(),
+            };
+            let code = notification.respcd.as_deref().unwrap_or("-");
+            let state = match &notification.notify_type {
+                NotifyType::Refund => PaymentState::Other("REFUND".to_owned()),
+                NotifyType::Payment => PaymentState::Failed(format!(
+                    "status {:?}, respcd {code}",
+                    notification.status.as_deref().unwrap_or("")
+                )),
+                NotifyType::Other(other) => PaymentState::Other(other.to_ascii_uppercase()),
+            };
+            (
+                state,
+                format!(
+                    "{EVENT_ID_PREFIX}{}-{}-{code}",
+                    notification.syssn,
+                    kind.to_ascii_lowercase()
+                ),
+            )
+        };
+        let report = PaymentReport {
+            out_trade_no: notification.out_trade_no.clone(),
+            state,
+            transaction_id: Some(notification.syssn.clone()),
+            amount_total: Some(notification.txamt),
+            currency: notification.txcurrcd.clone(),
+            appid: None,
+            mchid: notification.mchid.clone(),
+            payer: None,
+            paid_at: self.parse_time(
+                notification
+                    .paydtm
+                    .as_deref()
+                    .or(notification.sysdtm.as_deref()),
+            ),
+        };
+        Ok(PaymentNotification {
+            event_id,
+            report,
+            details: notification.fields,
+        })
+    }
+
+    fn acknowledge(&self) -> Response<Bytes> {
+        text_response(StatusCode::OK, QFPAY_ACK_BODY)
+    }
+
+    fn failure_reply(&self, status: StatusCode, _message: &str) -> Response<Bytes> {
+        failure(status)
+    }
+
+    async fn query(&self, order: &Order) -> Result<PaymentReport, ProviderError> {
+        let out_trade_no = order.out_trade_no.as_str();
+        let transactions = self
+            .client
+            .query_since(out_trade_no, Some(order.created_at))
+            .await
+            .map_err(|e| provider_error(&e))?;
+        let payment = transactions
+            .iter()
+            .find(|t| t.is_payment() && t.out_trade_no == out_trade_no)
+            .ok_or_else(|| ProviderError {
+                kind: ProviderErrorKind::Rejected,
+                upstream_code: None,
+                message: format!("QFPay has no payment with out_trade_no {out_trade_no}"),
+                may_have_taken_effect: false,
+            })?;
+        Ok(self.report(payment))
+    }
+
+    async fn close(&self, order: &Order) -> Result<(), ProviderError> {
+        let request = CloseRequest {
+            out_trade_no: order.out_trade_no.as_str().to_owned(),
+            txamt: order.amount.fen(),
+            txdtm: order.created_at,
+        };
+        match self.client.close(&request).await {
+            Ok(_) => Ok(()),
+            Err(QfpayError::Upstream { respcd, .. })
+                if ALREADY_CLOSED.contains(&respcd.as_str()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(provider_error(&error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goods_names_fit_qfpay_limits() {
+        assert_eq!(
+            goods_name("云队长医药连锁管理系统").as_deref(),
+            Some("云队长医药连锁管理系统")
+        );
+        assert_eq!(
+            goods_name("T-shirt (red), size M!").as_deref(),
+            Some("Tshirt red size M")
+        );
+        assert_eq!(
+            goods_name("abcdefghijklmnopqrstuvwxyz").as_deref(),
+            Some("abcdefghijklmnopqrst")
+        );
+        assert_eq!(goods_name("!!!"), None);
+    }
+
+    fn entry(respcd: &str, cancel: &str) -> Transaction {
+        Transaction {
+            syssn: "1".into(),
+            out_trade_no: "o".into(),
+            txamt: Some(1),
+            txcurrcd: None,
+            pay_type: None,
+            respcd: respcd.into(),
+            message: Some("m".into()),
+            cancel: Some(cancel.into()),
+            order_type: None,
+            txdtm: None,
+            sysdtm: None,
+            paydtm: None,
+            chnlsn: None,
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn enquiry_states() {
+        assert_eq!(transaction_state(&entry("0000", "0")), PaymentState::Paid);
+        assert_eq!(transaction_state(&entry("0000", "5")), PaymentState::Paid);
+        assert_eq!(
+            transaction_state(&entry("0000", "3")),
+            PaymentState::Refunded
+        );
+        assert_eq!(
+            transaction_state(&entry("1143", "0")),
+            PaymentState::NotPaid
+        );
+        assert_eq!(
+            transaction_state(&entry("1145", "0")),
+            PaymentState::NotPaid
+        );
+        assert_eq!(transaction_state(&entry("1143", "2")), PaymentState::Closed);
+        assert_eq!(transaction_state(&entry("1181", "0")), PaymentState::Closed);
+        assert_eq!(
+            transaction_state(&entry("1205", "0")),
+            PaymentState::Failed("1205: m".into())
+        );
+    }
+}

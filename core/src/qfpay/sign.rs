@@ -7,8 +7,45 @@
 //! - Asynchronous notifications (QFPay's "Asynchronous Notifications" page): MD5 of the raw
 //!   body bytes followed by the `client_key`, compared with the `X-QF-SIGN` header.
 
+use std::fmt;
+
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+/// The `client_key` QFPay issues with the `app_code` (`WXPAY_QFPAY_CLIENT_KEY`): it keys every
+/// request and notification signature. Its `Debug` prints nothing of it and its memory is wiped
+/// on drop.
+#[derive(Clone)]
+pub struct ClientKey(Zeroizing<String>);
+
+/// A client key that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the QFPay client_key must be non-empty and without whitespace")]
+pub struct ClientKeyError;
+
+impl ClientKey {
+    /// The key as QFPay issued it (32 upper-case hex characters in QFPay's examples; any
+    /// non-blank text without whitespace is accepted).
+    pub fn new(key: impl Into<String>) -> Result<Self, ClientKeyError> {
+        let key = Zeroizing::new(key.into());
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(ClientKeyError);
+        }
+        Ok(Self(key))
+    }
+
+    /// The key itself (never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientKey(<redacted>)")
+    }
+}
 
 /// The text QFPay signs for request parameters (without the key): sorted `k=v&…`, empty values
 /// left out.
@@ -84,6 +121,15 @@ mod tests {
         let mut hasher = Md5::new();
         hasher.update(b"mchid=ZaMVg12345&txamt=100&txcurrcd=HKDabcd1234");
         assert_eq!(sign(params, "abcd1234"), hex_upper(&hasher.finalize()));
+    }
+
+    #[test]
+    fn client_keys_are_never_printed() {
+        let key = ClientKey::new("abcd1234").unwrap();
+        assert_eq!(format!("{key:?}"), "ClientKey(<redacted>)");
+        assert_eq!(key.expose(), "abcd1234");
+        assert!(ClientKey::new("").is_err());
+        assert!(ClientKey::new("ab cd").is_err());
     }
 
     #[test]
