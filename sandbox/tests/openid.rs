@@ -296,6 +296,14 @@ async fn authorize_refuses_bad_parameters_with_an_error_page() {
         let body = r.text().await.unwrap();
         assert!(body.contains(message), "{url}: {body}");
     }
+    // A parameter name quoted in the page is escaped.
+    let r = get(&format!("{}&%3Cb%3E=1&%3Cb%3E=2", good(&[], ""))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("&lt;b&gt;") && !body.contains("<b>"),
+        "{body}"
+    );
     // 128 bytes of state are fine.
     let ok = get(&good(&[("state", &"s".repeat(128))], "")).await;
     assert_eq!(ok.status(), StatusCode::FOUND);

@@ -1,10 +1,9 @@
 //! The one-time codes the identity endpoints issue and redeem.
 //!
 //! WeChat's rule, for the OAuth2 `code` and the `wx.login` `js_code` alike: a code identifies one
-//! payer, can be exchanged once, and expires 5 minutes after it was issued
-//! (<https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html>:
-//! "code作为换取access_token的票据，每次用户授权带上的code将不一样，code只能使用一次，5分钟未被使用自动过期";
-//! the same for `js_code`: <https://developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/user-login/code2Session.html>).
+//! payer, can be exchanged once, and expires if unused for 5 minutes
+//! (<https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html>,
+//! <https://developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/user-login/code2Session.html>).
 //! QFPay documents its `oauth_code` as unique and usable once (seed 002); the sandbox gives it the
 //! same 5 minutes.
 
@@ -21,8 +20,8 @@ pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(5 * 60);
 /// memory without bound.
 const MAX_REMEMBERED_CODES: usize = 10_000;
 
-/// Length of an issued code: WeChat's codes are 32 characters (e.g. `011QipnO1yMIla1VJdoO1FUrnO1Qipnv`
-/// in seed 002).
+/// Length of an issued code: WeChat's codes are 32 characters (e.g.
+/// `011QipnO1yMIla1VJdoO1FUrnO1Qipnv` in seed 002).
 const CODE_LEN: usize = 32;
 
 /// Which exchange a code was issued for. A code is only accepted by its own family's endpoint:

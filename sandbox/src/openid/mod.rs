@@ -18,9 +18,9 @@
 //! - `GET /tool/v1/get_weixin_openid?code[&mchid]` with `X-QF-APPCODE` and `X-QF-SIGN` — QFPay:
 //!   `{"respcd":"0000","respmsg":"","resperr":"","openid"}`.
 //!
-//! Codes are single use, valid 5 minutes, and bound to the exchange they were issued for
-//! ([`codes`]). The errors are WeChat's `errcode`s (always HTTP 200, as WeChat answers) and
-//! QFPay's `respcd`s ([`qfpay`]).
+//! Codes are single use, valid 5 minutes, and bound to the exchange they were issued for (the
+//! `codes` submodule). The exchanges answer errors with WeChat's `errcode`s (HTTP 200, as WeChat
+//! does; the `wechat` submodule) and QFPay's `respcd`s (the `qfpay` submodule).
 //!
 //! ## Which payer
 //! The sandbox has one default payer, [`crate::Sandbox::default_openid`] (`oSandbox` + 20

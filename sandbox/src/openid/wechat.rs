@@ -3,14 +3,19 @@
 //! and the mini program's `code2Session`
 //! (<https://developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/user-login/code2Session.html>).
 //!
-//! Errors are answered as WeChat does: HTTP 200 with `{"errcode","errmsg"}`. The codes are
-//! WeChat's global return codes
+//! The two exchanges answer errors as WeChat does: HTTP 200 with `{"errcode","errmsg"}`. The
+//! codes are WeChat's global return codes
 //! (<https://developers.weixin.qq.com/doc/offiaccount/Getting_Started/Global_Return_Code.html>):
 //! 41002 appid missing, 40013 invalid appid, 41004 secret missing, 40125 invalid appsecret,
 //! 41008 code missing, 40002 invalid grant_type, 40029 invalid code (unknown, expired, or issued
 //! for the other exchange), 40163 code been used; 40035 invalid args (an undecodable or repeated
 //! parameter) and -1 system error. Parameters are checked in that order; a refused
 //! exchange leaves the code redeemable.
+//!
+//! OUR CHOICES where the docs leave room: the payer always agrees (there is no "refused"
+//! redirect); the 网页授权域名 allow-list is not emulated (any absolute `http(s)` `redirect_uri`
+//! is accepted); `state` may hold any characters (the docs suggest `[A-Za-z0-9]` and cap it at
+//! 128 bytes; the cap is enforced) and is carried back percent-encoded.
 
 use std::sync::Arc;
 
@@ -55,6 +60,8 @@ fn errcode(content_type: &'static str, code: i32, message: &str) -> Response {
 /// The error page `authorize` shows instead of redirecting (WeChat shows an HTML page naming
 /// the bad parameter, e.g. "appid参数错误").
 fn error_page(message: &str) -> Response {
+    // The message can quote a parameter name from the request: escape it.
+    let message = html_escape(message);
     let body = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>微信网页授权 (sandbox)</title>\
          </head><body><h1>Oops! Something went wrong:(</h1><p id=\"wxpay-sandbox-error\">{message}</p>\
@@ -69,6 +76,21 @@ fn error_page(message: &str) -> Response {
         body,
     )
         .into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `GET /connect/oauth2/authorize`: the payer agrees at once; 302 to `redirect_uri` with
