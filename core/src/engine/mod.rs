@@ -31,6 +31,7 @@ use crate::store::OrderStore;
 mod checkout;
 mod events;
 mod notify;
+mod openid;
 mod precreate;
 mod reconcile;
 mod reply;
@@ -38,6 +39,10 @@ mod status;
 
 pub use checkout::{AmountRange, Checkout, CheckoutPolicy, CheckoutRejection, CheckoutRequest};
 pub use events::{BackgroundTasks, HookError, PaidHook};
+pub use openid::{
+    DEFAULT_TOKEN_TTL, MAX_RETURN_TO_BYTES, MAX_TOKEN_TTL, OpenidConfig, OpenidMode,
+    SESSION_BODY_LIMIT, STATE_COOKIE, STATE_TTL, TOKEN_BODY_FIELD, TOKEN_COOKIE, TOKEN_HEADER,
+};
 pub use reconcile::ReconcileReport;
 pub use reply::ErrorBody;
 
@@ -48,8 +53,9 @@ pub const DEFAULT_NOTIFY_BODY_LIMIT: usize = 64 * 1024;
 /// The default limit of a precreate body.
 pub const DEFAULT_PRECREATE_BODY_LIMIT: usize = 16 * 1024;
 
-/// One of the engine's routes.
+/// One of the engine's routes. More may come: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Route {
     /// `POST {prefix}/precreate`.
     Precreate,
@@ -57,13 +63,49 @@ pub enum Route {
     Notify,
     /// `GET {prefix}/orders/{out_trade_no}`.
     OrderStatus,
+    /// `POST {prefix}/openid/session`: a `wx.login` code → openid token (with [`OpenidConfig`]).
+    OpenidSession,
+    /// `GET {prefix}/openid/authorize?return_to=…`: 302 to the upstream's OAuth page.
+    OpenidAuthorize,
+    /// `GET {prefix}/openid/callback?code&state`: the OAuth return → token cookie, 302 back.
+    OpenidCallback,
+    /// `GET {prefix}/openid/me`: the openid of the presented token.
+    OpenidMe,
 }
 
 impl Route {
-    fn method(self) -> Method {
+    /// The routes without [`OpenidConfig`].
+    const PAYMENT: [Route; 3] = [Route::Precreate, Route::Notify, Route::OrderStatus];
+    /// The routes an [`OpenidConfig`] adds.
+    const OPENID: [Route; 4] = [
+        Route::OpenidSession,
+        Route::OpenidAuthorize,
+        Route::OpenidCallback,
+        Route::OpenidMe,
+    ];
+
+    /// The method the route answers (any other gets 405).
+    pub fn method(self) -> Method {
         match self {
-            Route::Precreate | Route::Notify => Method::POST,
-            Route::OrderStatus => Method::GET,
+            Route::Precreate | Route::Notify | Route::OpenidSession => Method::POST,
+            Route::OrderStatus
+            | Route::OpenidAuthorize
+            | Route::OpenidCallback
+            | Route::OpenidMe => Method::GET,
+        }
+    }
+
+    /// The path under the prefix, with `{out_trade_no}` for the order number (the template
+    /// syntax of axum 0.8 and actix-web), e.g. `/orders/{out_trade_no}`.
+    pub fn path_template(self) -> &'static str {
+        match self {
+            Route::Precreate => "/precreate",
+            Route::Notify => "/notify",
+            Route::OrderStatus => "/orders/{out_trade_no}",
+            Route::OpenidSession => "/openid/session",
+            Route::OpenidAuthorize => "/openid/authorize",
+            Route::OpenidCallback => "/openid/callback",
+            Route::OpenidMe => "/openid/me",
         }
     }
 
@@ -72,6 +114,10 @@ impl Route {
             Route::Precreate => "precreate",
             Route::Notify => "notify",
             Route::OrderStatus => "order_status",
+            Route::OpenidSession => "openid_session",
+            Route::OpenidAuthorize => "openid_authorize",
+            Route::OpenidCallback => "openid_callback",
+            Route::OpenidMe => "openid_me",
         }
     }
 }
@@ -86,6 +132,9 @@ pub enum EngineError {
     /// A limit or interval is zero.
     #[error("invalid setting {0}: must be greater than zero")]
     Setting(&'static str),
+    /// The [`OpenidConfig`] cannot work.
+    #[error("invalid openid configuration: {0}")]
+    Openid(String),
 }
 
 /// How the engine behaves; set through [`EngineBuilder`].
@@ -111,9 +160,19 @@ pub struct EngineBuilder {
     hook: Option<Arc<dyn PaidHook>>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    openid: Option<OpenidConfig>,
 }
 
 impl EngineBuilder {
+    /// Mounts the openid routes (`{prefix}/openid/…`) and lets precreate take the openid from
+    /// a token, as `config` says. Without it those paths are the app's, and precreate takes the
+    /// body's `openid` (the seeds' behaviour).
+    #[must_use]
+    pub fn openid(mut self, config: OpenidConfig) -> Self {
+        self.openid = Some(config);
+        self
+    }
+
     /// Sets the route prefix (default `/wxpay`); `""` mounts the routes at the root.
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -204,8 +263,13 @@ impl EngineBuilder {
                 return Err(EngineError::Setting(name));
             }
         }
+        let openid = self
+            .openid
+            .map(|config| config.into_settings(prefix))
+            .transpose()?;
         Ok(Engine {
             inner: Arc::new(Inner {
+                openid,
                 provider: self.provider,
                 store: self.store,
                 policy: self.policy,
@@ -231,6 +295,8 @@ pub(crate) struct Inner {
     pub(crate) hook: Option<Arc<dyn PaidHook>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
+    /// The openid routes' settings, when configured.
+    pub(crate) openid: Option<openid::OpenidSettings>,
     /// Wakes the paid-event dispatcher when an order has just been paid.
     pub(crate) paid_signal: tokio::sync::Notify,
 }
@@ -254,6 +320,7 @@ impl Engine {
             policy: Arc::new(AmountRange::default()),
             hook: None,
             clock: clock::system(),
+            openid: None,
             settings: Settings {
                 prefix: DEFAULT_PREFIX.to_owned(),
                 notify_body_limit: DEFAULT_NOTIFY_BODY_LIMIT,
@@ -286,9 +353,14 @@ impl Engine {
     /// from [`Engine::handle`]); `None` when the request belongs to the app.
     pub fn route(&self, _method: &Method, path: &str) -> Option<Route> {
         let rest = path.strip_prefix(self.prefix())?;
+        let openid = self.inner.openid.is_some();
         match rest {
             "/precreate" => Some(Route::Precreate),
             "/notify" => Some(Route::Notify),
+            "/openid/session" if openid => Some(Route::OpenidSession),
+            "/openid/authorize" if openid => Some(Route::OpenidAuthorize),
+            "/openid/callback" if openid => Some(Route::OpenidCallback),
+            "/openid/me" if openid => Some(Route::OpenidMe),
             _ => {
                 let number = rest.strip_prefix("/orders/")?;
                 (!number.is_empty() && !number.contains('/')).then_some(Route::OrderStatus)
@@ -296,12 +368,26 @@ impl Engine {
         }
     }
 
-    /// The most body bytes a route reads.
+    /// The routes this engine answers (the openid ones only with an [`OpenidConfig`]), for
+    /// adapters that register routes one by one.
+    pub fn routes(&self) -> Vec<Route> {
+        let mut routes = Route::PAYMENT.to_vec();
+        if self.inner.openid.is_some() {
+            routes.extend(Route::OPENID);
+        }
+        routes
+    }
+
+    /// The most body bytes a route reads (0 for `GET` routes, which read none).
     pub fn body_limit(&self, route: Route) -> usize {
         match route {
             Route::Notify => self.inner.settings.notify_body_limit,
             Route::Precreate => self.inner.settings.precreate_body_limit,
-            Route::OrderStatus => 0,
+            Route::OpenidSession => SESSION_BODY_LIMIT,
+            Route::OrderStatus
+            | Route::OpenidAuthorize
+            | Route::OpenidCallback
+            | Route::OpenidMe => 0,
         }
     }
 
@@ -343,21 +429,29 @@ impl Engine {
                     response.headers_mut().insert(http::header::ALLOW, allow);
                 }
                 response
-            } else if request.body().len() > self.body_limit(route) && route != Route::OrderStatus {
+            } else if request.body().len() > self.body_limit(route)
+                && route.method() == Method::POST
+            {
                 self.payload_too_large(route)
             } else {
                 let client_ip = client_ip(request.headers(), request.extensions());
-                match route {
-                    Route::Precreate => {
-                        precreate::handle(&self.inner, request.headers(), request.body(), client_ip)
+                let query = request.uri().query();
+                match (route, &self.inner.openid) {
+                    (Route::OpenidSession, Some(openid)) => {
+                        openid::session(&self.inner, openid, request.body()).await
+                    }
+                    (Route::OpenidAuthorize, Some(openid)) => {
+                        openid::authorize(&self.inner, openid, query)
+                    }
+                    (Route::OpenidCallback, Some(openid)) => {
+                        openid::callback(&self.inner, openid, request.headers(), query).await
+                    }
+                    (Route::OpenidMe, Some(openid)) => {
+                        openid::me(&self.inner, openid, request.headers())
+                    }
+                    _ => {
+                        self.handle_payment_route(route, &path, &request, client_ip)
                             .await
-                    }
-                    Route::Notify => {
-                        notify::handle(&self.inner, request.headers(), request.body()).await
-                    }
-                    Route::OrderStatus => {
-                        let number = path.rsplit('/').next().unwrap_or_default().to_owned();
-                        status::handle(&self.inner, &number).await
                     }
                 }
             };
@@ -366,6 +460,27 @@ impl Engine {
         }
         .instrument(span)
         .await
+    }
+
+    async fn handle_payment_route(
+        &self,
+        route: Route,
+        path: &str,
+        request: &Request<Bytes>,
+        client_ip: Option<IpAddr>,
+    ) -> Response<Bytes> {
+        match route {
+            Route::Precreate => {
+                precreate::handle(&self.inner, request.headers(), request.body(), client_ip).await
+            }
+            Route::Notify => notify::handle(&self.inner, request.headers(), request.body()).await,
+            Route::OrderStatus => {
+                let number = path.rsplit('/').next().unwrap_or_default().to_owned();
+                status::handle(&self.inner, &number).await
+            }
+            // The openid routes are only routed with their settings (see `route`).
+            _ => reply::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such wxpay route"),
+        }
     }
 
     /// Verifies a notification with the provider, for apps that handle notifications

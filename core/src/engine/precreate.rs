@@ -29,7 +29,7 @@ pub(super) async fn handle(
     body: &Bytes,
     client_ip: Option<IpAddr>,
 ) -> Response<Bytes> {
-    let request = match parse(body) {
+    let request = match parse(inner, headers, body) {
         Ok(request) => request,
         Err(bad) => return bad.into_response(),
     };
@@ -185,6 +185,8 @@ fn status_conflict(order: &Order) -> Response<Bytes> {
 enum BadRequest {
     Json(String),
     Field(FieldError),
+    /// The openid token was missing, invalid or disagreed with the body (401 / 400).
+    Openid(super::openid::OpenidRefusal, String),
 }
 
 impl BadRequest {
@@ -194,6 +196,7 @@ impl BadRequest {
                 reply::error(StatusCode::BAD_REQUEST, "INVALID_JSON", message)
             }
             BadRequest::Field(error) => reply::field_error(&error),
+            BadRequest::Openid(refusal, prefix) => refusal.into_response(&prefix),
         }
     }
 }
@@ -205,9 +208,11 @@ impl From<FieldError> for BadRequest {
 }
 
 /// Reads the precreate body: `{openid, amount?, description?, out_trade_no?, attach?}`, with
-/// seed 001's names (`pay_amount`, `title`, `biz_order_id`, `extra`) accepted too.
-fn parse(body: &[u8]) -> Result<CheckoutRequest, BadRequest> {
-    let value: Value = serde_json::from_slice(body)
+/// seed 001's names (`pay_amount`, `title`, `biz_order_id`, `extra`) accepted too. With openid
+/// routes, the openid may come from a token instead (see `super::openid`); the token's body
+/// field `openid_token` is removed before the policy sees the body.
+fn parse(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<CheckoutRequest, BadRequest> {
+    let mut value: Value = serde_json::from_slice(body)
         .map_err(|e| BadRequest::Json(format!("the body must be a JSON object: {e}")))?;
     let Value::Object(fields) = &value else {
         return Err(BadRequest::Json(
@@ -229,8 +234,22 @@ fn parse(body: &[u8]) -> Result<CheckoutRequest, BadRequest> {
             Some((name, _)) => Err(FieldError::new(name, "must be a string")),
         }
     };
-    let openid = text(&["openid"])?.ok_or_else(|| FieldError::new("openid", "required"))?;
-    let openid = OpenId::try_from(openid)?;
+    let body_openid = text(&["openid"])?.map(OpenId::try_from).transpose()?;
+    let openid = match &inner.openid {
+        None => body_openid,
+        Some(settings) => {
+            let body_token = text(&[super::TOKEN_BODY_FIELD])?;
+            super::openid::precreate_openid(
+                inner,
+                settings,
+                headers,
+                body_openid,
+                body_token.as_deref(),
+            )
+            .map_err(|refusal| BadRequest::Openid(refusal, inner.settings.prefix.clone()))?
+        }
+    };
+    let openid = openid.ok_or_else(|| FieldError::new("openid", "required"))?;
     let amount = match pick(&["amount", "pay_amount"]) {
         None => None,
         Some((name, Value::Number(number))) => Some(
@@ -243,12 +262,19 @@ fn parse(body: &[u8]) -> Result<CheckoutRequest, BadRequest> {
     let out_trade_no = text(&["out_trade_no", "biz_order_id"])?
         .map(OutTradeNo::try_from)
         .transpose()?;
+    let description = text(&["description", "title"])?;
+    let attach = text(&["attach", "extra"])?;
+    if inner.openid.is_some()
+        && let Value::Object(fields) = &mut value
+    {
+        fields.remove(super::TOKEN_BODY_FIELD);
+    }
     Ok(CheckoutRequest {
         openid,
         amount,
-        description: text(&["description", "title"])?,
-        attach: text(&["attach", "extra"])?,
+        description,
+        attach,
         out_trade_no,
-        body: value.clone(),
+        body: value,
     })
 }
