@@ -169,6 +169,7 @@ pub struct SandboxConfig {
     pub(crate) gateway_biz_id: String,
     pub(crate) gateway_app_key: Option<String>,
     pub(crate) gateway_client_id: String,
+    pub(crate) qfpay_mchid: Option<String>,
 }
 
 impl Default for SandboxConfig {
@@ -191,6 +192,7 @@ impl Default for SandboxConfig {
             gateway_biz_id: "sandbox_biz".into(),
             gateway_app_key: None,
             gateway_client_id: "wxpay-sandbox".into(),
+            qfpay_mchid: None,
         }
     }
 }
@@ -324,6 +326,15 @@ impl SandboxConfig {
     #[must_use]
     pub fn gateway_client_id(mut self, client_id: impl Into<String>) -> Self {
         self.gateway_client_id = client_id.into();
+        self
+    }
+
+    /// The shop's QFPay `mchid` (default none). With one, every QFPay request must carry it;
+    /// without, none may (QFPay: "if mchid is not provided, merchants shall not pass the mchid
+    /// field"). Must be 1 to 16 letters and digits (QFPay `String(16)`; checked at start).
+    #[must_use]
+    pub fn qfpay_mchid(mut self, mchid: impl Into<String>) -> Self {
+        self.qfpay_mchid = Some(mchid.into());
         self
     }
 

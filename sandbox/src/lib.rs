@@ -1,12 +1,13 @@
 //! # wxpay-sandbox
 //!
-//! A local emulator of **WeChat Pay API v3**, **WeChat Pay API v2** ([`v2`]) and the seed-001
-//! **payment gateway** ([`gateway`]) for tests, examples and frontend development. It
-//! listens on loopback, verifies merchant requests exactly as the upstream does, signs every
-//! response, simulates the payer (`/sandbox/pay`, or a browser pay sheet through
-//! `/sandbox/jsbridge.js`) and delivers the upstream's notification (v3: encrypted, signed
-//! `TRANSACTION.SUCCESS`; v2: signed XML; gateway: MD5-signed form callback) with WeChat's retry
-//! schedule and optional faults.
+//! A local emulator of **WeChat Pay API v3**, **WeChat Pay API v2** ([`v2`]), the seed-001
+//! **payment gateway** ([`gateway`]), **QFPay** ([`qfpay`]) and **weidoufu** ([`weidoufu`]) for
+//! tests, examples and frontend development. It listens on loopback, verifies merchant requests
+//! exactly as the upstream does, signs every response, simulates the payer (`/sandbox/pay`, or
+//! a browser pay sheet through `/sandbox/jsbridge.js`) and delivers the upstream's notification
+//! (v3: encrypted, signed `TRANSACTION.SUCCESS`; v2: signed XML; gateway: MD5-signed form
+//! callback; QFPay: JSON signed in `X-QF-SIGN`; weidoufu: MD5-signed form callback) with the
+//! configured retry schedule (WeChat's by default) and optional faults.
 //!
 //! It is a second, independent implementation of the wire protocol: it shares no code with
 //! wxpay-core, so a misunderstanding in one is caught by the other.
@@ -46,9 +47,17 @@
 //! - `POST /pay/unifiedorder`, `POST /pay/orderquery`, `POST /pay/closeorder` — API v2, XML
 //!   signed with the v2 key ([`Sandbox::v2_api_key`], [`Sandbox::v2_sign_type`]).
 //! - `POST /open/trade/wx/jsapi/precreate` — the gateway ([`Sandbox::gateway`]).
+//! - `POST /trade/v1/payment` (`pay_type` 800207), `POST /trade/v1/query`,
+//!   `POST /trade/v1/close`, `POST /trade/v1/reversal` — QFPay ([`qfpay`],
+//!   [`Sandbox::qfpay`]): form parameters signed in `X-QF-SIGN`; JSON notification signed
+//!   in `X-QF-SIGN` to the payment's `notify_url`.
+//! - `POST /pay/miniapp` — weidoufu ([`weidoufu`], [`Sandbox::weidoufu`]): WeChat
+//!   (`pay_type` 1) or Alipay (`pay_type` 2, paid with [`PayRequest::alipay_trade_no`]);
+//!   signed form callback.
 //! - `POST /sandbox/pay`, `GET /sandbox/prepay/{prepay_id}`, `GET /sandbox/deliveries`,
 //!   `POST /sandbox/faults`, `GET /sandbox/info`, `GET /sandbox/jsbridge.js` — the sandbox's
-//!   own controls (CORS open, unsigned).
+//!   own controls (CORS open, unsigned). `/sandbox/pay` takes the JSAPI parameters
+//!   ([`PayRequest`]), or `{"alipay_trade_no": …}` for a weidoufu Alipay trade.
 //!
 //! ## Browser shim
 //! Load `{base_url}/sandbox/jsbridge.js` in an ordinary browser page: it defines
@@ -160,7 +169,7 @@ impl Sandbox {
             ));
         }
         let gateway_wechat_key = crypto::random_alnum(32)?;
-        let qfpay = qfpay::QfpayMaterial::generate()?;
+        let qfpay = qfpay::QfpayMaterial::generate(&config)?;
         let weidoufu = weidoufu::WeidoufuMaterial::generate()?;
         let openid = openid::OpenidState::generate()?;
         let http = reqwest::Client::builder()

@@ -5,15 +5,16 @@
 //!     [--mode public-key|certificate|both] [--keys-dir DIR] [--retry-scale N]
 //!     [--mchid ID] [--appid ID] [--api-v3-key KEY] [--v2-api-key KEY]
 //!     [--v2-sign-type MD5|HMAC-SHA256] [--gateway-biz-id ID] [--gateway-app-key KEY]
-//!     [--gateway-client-id ID]
+//!     [--gateway-client-id ID] [--qfpay-mchid ID]
 //! ```
 //! Every flag can also be given in the environment: `WXPAY_SANDBOX_BIND`,
 //! `WXPAY_SANDBOX_ALLOW_HTTP_NOTIFY=1`, `WXPAY_SANDBOX_MODE`, `WXPAY_SANDBOX_KEYS_DIR`,
 //! `WXPAY_SANDBOX_RETRY_SCALE`, `WXPAY_SANDBOX_MCHID`, `WXPAY_SANDBOX_APPID`,
 //! `WXPAY_SANDBOX_APIV3_KEY`, `WXPAY_SANDBOX_V2_API_KEY`, `WXPAY_SANDBOX_V2_SIGN_TYPE`,
 //! `WXPAY_SANDBOX_GATEWAY_BIZ_ID`, `WXPAY_SANDBOX_GATEWAY_APP_KEY`,
-//! `WXPAY_SANDBOX_GATEWAY_CLIENT_ID`. It prints the shop's environment for each provider
-//! (API v3, API v2, gateway). Ctrl-C stops it.
+//! `WXPAY_SANDBOX_GATEWAY_CLIENT_ID`, `WXPAY_SANDBOX_QFPAY_MCHID`. It prints the shop's
+//! environment for each provider (API v3, API v2, gateway, QFPay, weidoufu) and for the openid
+//! endpoints. Ctrl-C stops it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use wxpay_sandbox::{PlatformMode, RetrySchedule, Sandbox, SandboxConfig, V2SignT
 const USAGE: &str = "usage: wxpay-sandbox [--bind ADDR] [--allow-http-notify] \
 [--mode public-key|certificate|both] [--keys-dir DIR] [--retry-scale N] [--mchid ID] \
 [--appid ID] [--api-v3-key KEY] [--v2-api-key KEY] [--v2-sign-type MD5|HMAC-SHA256] \
-[--gateway-biz-id ID] [--gateway-app-key KEY] [--gateway-client-id ID]";
+[--gateway-biz-id ID] [--gateway-app-key KEY] [--gateway-client-id ID] [--qfpay-mchid ID]";
 
 struct Options {
     bind: SocketAddr,
@@ -39,6 +40,7 @@ struct Options {
     gateway_biz_id: Option<String>,
     gateway_app_key: Option<String>,
     gateway_client_id: Option<String>,
+    qfpay_mchid: Option<String>,
 }
 
 fn parse_sign_type(s: &str) -> Result<V2SignType, String> {
@@ -83,6 +85,7 @@ fn parse_options() -> Result<Options, String> {
         gateway_biz_id: env("WXPAY_SANDBOX_GATEWAY_BIZ_ID"),
         gateway_app_key: env("WXPAY_SANDBOX_GATEWAY_APP_KEY"),
         gateway_client_id: env("WXPAY_SANDBOX_GATEWAY_CLIENT_ID"),
+        qfpay_mchid: env("WXPAY_SANDBOX_QFPAY_MCHID"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -109,6 +112,7 @@ fn parse_options() -> Result<Options, String> {
             "--gateway-biz-id" => o.gateway_biz_id = Some(value("--gateway-biz-id")?),
             "--gateway-app-key" => o.gateway_app_key = Some(value("--gateway-app-key")?),
             "--gateway-client-id" => o.gateway_client_id = Some(value("--gateway-client-id")?),
+            "--qfpay-mchid" => o.qfpay_mchid = Some(value("--qfpay-mchid")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -166,6 +170,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(c) = o.gateway_client_id {
         config = config.gateway_client_id(c);
     }
+    if let Some(m) = o.qfpay_mchid {
+        config = config.qfpay_mchid(m);
+    }
     let sandbox = Sandbox::start(config).await?;
     std::fs::create_dir_all(&o.keys_dir)?;
     let merchant = sandbox.merchant();
@@ -185,7 +192,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     println!(
-        "wxpay sandbox (WeChat Pay API v3, API v2, payment gateway) listening on {}",
+        "wxpay sandbox (WeChat Pay API v3, API v2, payment gateway, QFPay, weidoufu) listening on {}",
         sandbox.base_url()
     );
     println!("keys written to {}", o.keys_dir.display());
@@ -223,6 +230,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("WXPAY_GATEWAY_URL={}", sandbox.base_url());
     println!("WXPAY_GATEWAY_BIZ_ID={}", gateway.biz_id);
     println!("WXPAY_GATEWAY_APP_KEY={}", gateway.app_key);
+    println!();
+    println!("# environment for a shop on QFPay:");
+    let qfpay = sandbox.qfpay();
+    println!("WXPAY_PROVIDER=qfpay");
+    println!("WXPAY_APPID={}", merchant.appid);
+    println!("WXPAY_QFPAY_URL={}", sandbox.base_url());
+    println!("WXPAY_QFPAY_APP_CODE={}", qfpay.app_code);
+    println!("WXPAY_QFPAY_CLIENT_KEY={}", qfpay.client_key);
+    if let Some(mchid) = &qfpay.mchid {
+        println!("WXPAY_QFPAY_MCHID={mchid}");
+    }
+    println!();
+    println!("# environment for a shop on weidoufu:");
+    let weidoufu = sandbox.weidoufu();
+    println!("WXPAY_PROVIDER=weidoufu");
+    println!("WXPAY_APPID={}", merchant.appid);
+    println!("WXPAY_WEIDOUFU_URL={}", sandbox.base_url());
+    println!("WXPAY_WEIDOUFU_ACCESS_KEY={}", weidoufu.access_key);
+    println!("WXPAY_WEIDOUFU_SECRET_KEY={}", weidoufu.secret_key);
+    println!();
+    println!("# environment for the openid endpoints (any provider):");
+    println!("WXPAY_APP_SECRET={}", sandbox.app_secret());
+    println!("WXPAY_WECHAT_API_URL={}", sandbox.base_url());
+    println!("WXPAY_WECHAT_OPEN_URL={}", sandbox.base_url());
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping");
     sandbox.shutdown().await;

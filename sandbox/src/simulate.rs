@@ -20,9 +20,11 @@ use crate::crypto;
 use crate::delivery;
 use crate::error::SandboxError;
 use crate::gateway;
+use crate::qfpay;
 use crate::state::{Protocol, Shared, TradeState, lock};
 use crate::v2::{self, SignType};
 use crate::v3;
+use crate::weidoufu;
 
 /// What the simulated payer does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,34 +58,43 @@ pub struct PayRequest {
     #[serde(default)]
     pub package: String,
     /// `signType`: `RSA` for an API v3 prepay; `MD5` or `HMAC-SHA256` (the unified order's)
-    /// for an API v2 prepay; `MD5` for a gateway prepay.
+    /// for an API v2 prepay; `MD5` for a gateway, QFPay or weidoufu prepay.
     #[serde(rename = "signType", default)]
     pub sign_type: String,
     /// `paySign`: API v3: base64 RSA-SHA256 over `appId\ntimeStamp\nnonceStr\npackage\n`;
-    /// API v2 and the gateway: the v2 signature (upper-case hex) over `appId`, `nonceStr`,
-    /// `package`, `signType`, `timeStamp` with `&key=`.
+    /// API v2, the gateway, QFPay and weidoufu: the v2 signature (upper-case hex) over `appId`,
+    /// `nonceStr`, `package`, `signType`, `timeStamp` with `&key=`.
     #[serde(rename = "paySign", default)]
     pub pay_sign: String,
     /// What to simulate (default success).
     #[serde(default)]
     pub outcome: Option<SimulatedOutcome>,
+    /// Pays an Alipay trade instead of a WeChat prepay: the `trade_no` weidoufu returned for
+    /// `pay_type` 2 (JSON `alipay_trade_no`). When set, the WeChat fields are ignored (an Alipay
+    /// mini program pays with the `trade_no` alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alipay_trade_no: Option<String>,
 }
 
 /// The result of a simulated payment.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PayOutcome {
-    /// The order paid (the shop's number: for the gateway, its `biz_order_id`).
+    /// The order paid (the shop's number: for the gateway, its `biz_order_id`; for weidoufu,
+    /// its `out_order_no`).
     pub out_trade_no: String,
-    /// The prepay id from the package.
+    /// The prepay id from the package (empty for an Alipay trade).
     pub prepay_id: String,
     /// What was simulated.
     pub outcome: SimulatedOutcome,
     /// The trade's `trade_state` afterwards.
     pub trade_state: String,
-    /// The transaction id, on success (for the gateway: its `trade_id`, which the shop sees).
+    /// The transaction id, on success: the upstream's own trade number the shop is told about
+    /// (WeChat's `transaction_id`; the gateway's `trade_id`; QFPay's `syssn`; weidoufu's
+    /// `mch_trade_no`).
     pub transaction_id: Option<String>,
-    /// The id of the notification being delivered, on success.
+    /// The id of the notification being delivered, on success (none for a QFPay payment
+    /// requested without `notify_url`).
     pub notification_id: Option<String>,
 }
 
@@ -103,16 +114,20 @@ pub fn pay_sign_message(app_id: &str, time_stamp: &str, nonce_str: &str, package
 enum PayAuth {
     /// API v3: RSA `paySign` with the merchant key.
     Rsa,
-    /// API v2 or the gateway: a v2 `paySign` of this type with this key.
+    /// API v2, the gateway, QFPay or weidoufu: a v2 `paySign` of this type with this key.
     V2(SignType, String),
 }
 
 /// Checks the client parameters as the WeChat client does and applies the outcome.
 ///
 /// `signType` `RSA` pays an API v3 prepay; `MD5`/`HMAC-SHA256` pay an API v2 prepay (the type
-/// must be the one of its unified order, per the v2 JSAPI docs) or a gateway prepay (`MD5`,
-/// signed with the gateway merchant's key).
+/// must be the one of its unified order, per the v2 JSAPI docs) or a gateway, QFPay or weidoufu
+/// prepay (`MD5`, signed with that upstream's WeChat merchant key). `alipay_trade_no` pays a
+/// weidoufu Alipay trade instead.
 pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, SandboxError> {
+    if let Some(trade_no) = &req.alipay_trade_no {
+        return pay_alipay(shared, trade_no, req.outcome.unwrap_or_default());
+    }
     let declared = match req.sign_type.as_str() {
         "RSA" => None,
         other => Some(SignType::parse(other).ok_or_else(|| {
@@ -157,6 +172,10 @@ pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, 
                 Protocol::V2 { sign_type } => PayAuth::V2(*sign_type, shared.v2_api_key.clone()),
                 Protocol::Gateway(_) => {
                     PayAuth::V2(SignType::Md5, shared.gateway_wechat_key.clone())
+                }
+                Protocol::Qfpay(_) => PayAuth::V2(SignType::Md5, shared.qfpay.wechat_key.clone()),
+                Protocol::Weidoufu(_) => {
+                    PayAuth::V2(SignType::Md5, shared.weidoufu.wechat_key.clone())
                 }
             })
     };
@@ -265,19 +284,35 @@ pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, 
     order.transaction_id = Some(transaction_id.clone());
     order.success_time = Some(now);
     let notification = match &order.protocol {
-        Protocol::V3 => v3::notify::payment_success(shared, order)?,
-        Protocol::V2 { sign_type } => v2::payment_success(shared, order, *sign_type)?,
+        Protocol::V3 => Some(v3::notify::payment_success(shared, order)?),
+        Protocol::V2 { sign_type } => Some(v2::payment_success(shared, order, *sign_type)?),
         Protocol::Gateway(trade) => {
             // The shop sees the gateway's trade id, not WeChat's transaction id.
             result.transaction_id = Some(trade.trade_id.clone());
-            gateway::payment_success(shared, order, trade)?
+            Some(gateway::payment_success(shared, order, trade)?)
+        }
+        Protocol::Qfpay(trade) => {
+            result.transaction_id = Some(trade.syssn.clone());
+            qfpay::payment_success(shared, order, trade)?
+        }
+        Protocol::Weidoufu(trade) => {
+            result.transaction_id = Some(trade.mch_trade_no.clone());
+            Some(weidoufu::payment_success(shared, order, trade)?)
         }
     };
     orders.by_transaction_id.insert(transaction_id.clone(), no);
     drop(orders);
     result.trade_state = TradeState::Success.as_str().to_owned();
     result.transaction_id.get_or_insert(transaction_id);
-    result.notification_id = Some(notification.id.clone());
+    if let Some(notification) = notification {
+        result.notification_id = Some(notification.id.clone());
+        start_delivery(shared, notification);
+    }
+    Ok(result)
+}
+
+/// Delivers `notification` in the background with the current faults and retry schedule.
+fn start_delivery(shared: &Arc<Shared>, notification: delivery::Notification) {
     let faults = lock(&shared.faults).clone();
     let schedule = shared.config.notify_retry_schedule.clone();
     shared.spawn(delivery::deliver(
@@ -286,6 +321,64 @@ pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, 
         schedule,
         faults,
     ));
+}
+
+/// Pays (or fails) the weidoufu Alipay trade `trade_no`, as the payer's Alipay app would, and
+/// starts weidoufu's callback on success.
+fn pay_alipay(
+    shared: &Arc<Shared>,
+    trade_no: &str,
+    outcome: SimulatedOutcome,
+) -> Result<PayOutcome, SandboxError> {
+    let now = OffsetDateTime::now_utc();
+    let mut orders = lock(&shared.orders);
+    let Some(no) = orders.by_alipay_trade_no.get(trade_no).cloned() else {
+        return Err(refuse("TRADE_NOT_EXIST", "no such Alipay trade_no"));
+    };
+    let Some(order) = orders.by_out_trade_no.get_mut(&no) else {
+        return Err(refuse("TRADE_NOT_EXIST", "no such Alipay trade_no"));
+    };
+    let Protocol::Weidoufu(trade) = &order.protocol else {
+        return Err(refuse("TRADE_NOT_EXIST", "no such Alipay trade_no"));
+    };
+    let trade = (**trade).clone();
+    if order.prepay_expires_at <= now {
+        return Err(refuse(
+            "TRADE_EXPIRED",
+            "the Alipay trade has expired (valid as long as a prepay_id)",
+        ));
+    }
+    match order.state {
+        TradeState::Success => return Err(refuse("ORDERPAID", "the order is already paid")),
+        TradeState::Closed => return Err(refuse("ORDER_CLOSED", "the order is closed")),
+        TradeState::NotPay | TradeState::PayError => {}
+    }
+    let mut result = PayOutcome {
+        out_trade_no: trade.out_order_no.clone(),
+        prepay_id: String::new(),
+        outcome,
+        trade_state: order.state.as_str().to_owned(),
+        transaction_id: None,
+        notification_id: None,
+    };
+    match outcome {
+        SimulatedOutcome::Expire => return Ok(result),
+        SimulatedOutcome::PayError => {
+            order.state = TradeState::PayError;
+            result.trade_state = order.state.as_str().to_owned();
+            return Ok(result);
+        }
+        SimulatedOutcome::Success => {}
+    }
+    order.state = TradeState::Success;
+    order.transaction_id = Some(trade_no.to_owned());
+    order.success_time = Some(now);
+    let notification = weidoufu::payment_success(shared, order, &trade)?;
+    drop(orders);
+    result.trade_state = TradeState::Success.as_str().to_owned();
+    result.transaction_id = Some(trade.mch_trade_no);
+    result.notification_id = Some(notification.id.clone());
+    start_delivery(shared, notification);
     Ok(result)
 }
 

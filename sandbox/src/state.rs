@@ -52,6 +52,58 @@ pub(crate) enum Protocol {
     V2 { sign_type: SignType },
     /// Created by the gateway on its own WeChat merchant; the shop is called back in a form.
     Gateway(Box<GatewayTrade>),
+    /// Created by QFPay (`/trade/v1/payment`) on its own WeChat merchant; the shop is notified
+    /// in signed JSON.
+    Qfpay(Box<QfpayTrade>),
+    /// Created by weidoufu (`/pay/miniapp`): a WeChat order on weidoufu's own merchant, or an
+    /// Alipay trade; the shop is called back in a signed form.
+    Weidoufu(Box<WeidoufuTrade>),
+}
+
+/// What the emulated QFPay keeps about a payment request, besides the WeChat order it made.
+#[derive(Clone, Debug)]
+pub(crate) struct QfpayTrade {
+    /// The shop's `out_trade_no`.
+    pub(crate) out_trade_no: String,
+    /// QFPay's transaction number.
+    pub(crate) syssn: String,
+    /// `txcurrcd` as sent.
+    pub(crate) txcurrcd: String,
+    /// `txdtm` as sent (merchant local time).
+    pub(crate) txdtm: String,
+    /// When QFPay registered the request (`sysdtm`).
+    pub(crate) sysdtm: OffsetDateTime,
+    /// `goods_name`, if sent.
+    pub(crate) goods_name: Option<String>,
+    /// `mchid`, if sent.
+    pub(crate) mchid: Option<String>,
+    /// `notify_url`, if sent (no notification without one).
+    pub(crate) notify_url: Option<String>,
+}
+
+/// How a weidoufu order is paid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WeidoufuPayment {
+    /// `pay_type` 1: a WeChat JSAPI order for `openid` (the order's `openid`).
+    Wechat,
+    /// `pay_type` 2: an Alipay trade for `buyer_id`.
+    Alipay {
+        /// The payer's Alipay user id.
+        buyer_id: String,
+        /// Alipay's `trade_no` handed to the mini program.
+        trade_no: String,
+    },
+}
+
+/// What the emulated weidoufu keeps about a `/pay/miniapp` request.
+#[derive(Clone, Debug)]
+pub(crate) struct WeidoufuTrade {
+    /// The shop's `out_order_no`.
+    pub(crate) out_order_no: String,
+    /// weidoufu's order number.
+    pub(crate) mch_trade_no: String,
+    /// WeChat or Alipay.
+    pub(crate) payment: WeidoufuPayment,
 }
 
 /// What the emulated gateway keeps about a precreate, besides the WeChat order it made.
@@ -92,6 +144,8 @@ impl Order {
     pub(crate) fn shop_order_no(&self) -> &str {
         match &self.protocol {
             Protocol::Gateway(g) => &g.biz_order_id,
+            Protocol::Qfpay(q) => &q.out_trade_no,
+            Protocol::Weidoufu(w) => &w.out_order_no,
             Protocol::V3 | Protocol::V2 { .. } => &self.out_trade_no,
         }
     }
@@ -105,6 +159,14 @@ pub(crate) struct Orders {
     pub(crate) by_transaction_id: HashMap<String, String>,
     /// Gateway orders: `biz_order_id` → the gateway's own `out_trade_no`.
     pub(crate) by_biz_order_id: HashMap<String, String>,
+    /// QFPay orders: the shop's `out_trade_no` → QFPay's own `out_trade_no`.
+    pub(crate) by_qfpay_out_trade_no: HashMap<String, String>,
+    /// QFPay orders: `syssn` → QFPay's own `out_trade_no`.
+    pub(crate) by_qfpay_syssn: HashMap<String, String>,
+    /// weidoufu orders: the shop's `out_order_no` → weidoufu's own `out_trade_no`.
+    pub(crate) by_weidoufu_out_order_no: HashMap<String, String>,
+    /// weidoufu Alipay trades: `trade_no` → weidoufu's own `out_trade_no`.
+    pub(crate) by_alipay_trade_no: HashMap<String, String>,
 }
 
 /// Everything the handlers and delivery tasks share.

@@ -210,6 +210,7 @@ impl Client {
             sign_type: sign_type.to_owned(),
             pay_sign: v2_sign(&p, &self.key, self.hmac),
             outcome: None,
+            alipay_trade_no: None,
         }
     }
 }

@@ -201,6 +201,7 @@ impl Client {
             package,
             sign_type: "RSA".into(),
             outcome: None,
+            alipay_trade_no: None,
         }
     }
 }

@@ -1,13 +1,47 @@
 //! weidoufu (seed 004): `POST /pay/miniapp` (WeChat `pay_type` 1, Alipay `pay_type` 2) and its
 //! payment callback. Implemented from seed 004 independently of wxpay-core.
+//!
+//! ## Signature (OUR CHOICE: the seed says only "签名结果(大写)")
+//! The WeChat Pay v2 rule its field names follow: every parameter with a non-empty value except
+//! `sign`, sorted by name, `k=v` joined by `&`, then `&key=SECRET_KEY`; MD5, upper-case hex;
+//! values are the plain (decoded) text. Requests are verified in constant time; callbacks are
+//! signed the same way.
+//!
+//! ## Sandbox choices (the seed is silent)
+//! - The request is a form body (`application/x-www-form-urlencoded`).
+//! - Replies are HTTP 200 JSON in the seed's shapes: `{"code":1,"message":"成功","data":{…}}`,
+//!   failures `{"code":0,"message":"…","data":{"mch_trade_no","out_order_no","jsapi":""}}`
+//!   (a failure's `mch_trade_no` is a fresh number, as in the seed's example).
+//! - `pay_type` 1 makes a WeChat JSAPI order on weidoufu's own WeChat merchant
+//!   ([`WEIDOUFU_WECHAT_MCHID`]), its `pay_sign` MD5 with a key the shop never sees;
+//!   `pay_type` 2 makes an Alipay trade (`trade_no`, 29 digits like the seed's), paid with
+//!   `PayRequest::alipay_trade_no` (`/sandbox/pay` `{"alipay_trade_no": …}`).
+//! - The same `out_order_no` with identical parameters returns the same `mch_trade_no` and
+//!   payment (a fresh `prepay_id` once the old one expired); other parameters get `订单号重复`;
+//!   a paid order gets `订单已支付`.
+//! - `openid`/`buyer_id` may be up to 64 characters (the seed says `string(32)`; real openids
+//!   are 28, the sandbox accepts the longer ones other upstreams allow).
+//! - After payment the shop's `notify_url` gets a signed form callback ([`callback`]); it
+//!   acknowledges with HTTP 200 and the body `SUCCESS`, anything else is retried on the
+//!   sandbox's retry schedule.
+
+mod callback;
+mod miniapp;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::post;
+
+pub(crate) use callback::payment_success;
 
 use crate::crypto;
 use crate::error::SandboxError;
 use crate::state::Shared;
+use crate::v2::{self, SignType};
+
+/// The WeChat merchant id the emulated weidoufu collects payments on (sandbox choice).
+pub(crate) const WEIDOUFU_WECHAT_MCHID: &str = "1900000404";
 
 /// The shop's application keys at the emulated weidoufu.
 #[derive(Clone, PartialEq, Eq)]
@@ -17,6 +51,8 @@ pub struct WeidoufuMaterial {
     pub access_key: String,
     /// `secret_key` (SK): keys every signature, never sent.
     pub secret_key: String,
+    /// The API v2 key of weidoufu's own WeChat merchant (signs `pay_sign`; never shown).
+    pub(crate) wechat_key: String,
 }
 
 impl std::fmt::Debug for WeidoufuMaterial {
@@ -24,7 +60,7 @@ impl std::fmt::Debug for WeidoufuMaterial {
         f.debug_struct("WeidoufuMaterial")
             .field("access_key", &self.access_key)
             .field("secret_key", &"<redacted>")
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -34,11 +70,38 @@ impl WeidoufuMaterial {
         Ok(Self {
             access_key: crypto::random_alnum(32)?,
             secret_key: crypto::random_alnum(32)?,
+            wechat_key: crypto::random_alnum(32)?,
         })
     }
 }
 
 /// The weidoufu routes.
 pub(crate) fn router() -> Router<Arc<Shared>> {
-    Router::new()
+    Router::new().route("/pay/miniapp", post(miniapp::miniapp))
+}
+
+/// The weidoufu signature of `params` (see the module docs).
+pub fn sign<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>, secret_key: &str) -> String {
+    v2::sign(params, secret_key, SignType::Md5)
+}
+
+#[cfg(test)]
+mod tests {
+    use md5::{Digest, Md5};
+
+    use super::*;
+
+    #[test]
+    fn signature_is_the_v2_rule_with_the_secret_key() {
+        let text = "access_key=AK&body=x y&pay_type=1&key=SK";
+        let want = v2::hex_upper(&Md5::digest(text.as_bytes()));
+        let params = [
+            ("pay_type", "1"),
+            ("body", "x y"),
+            ("attach", ""),
+            ("access_key", "AK"),
+            ("sign", "whatever"),
+        ];
+        assert_eq!(sign(params, "SK"), want);
+    }
 }
