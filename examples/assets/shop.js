@@ -1,7 +1,12 @@
 /*
  * wxpay demo shop: pick a product, pay with WeixinJSBridge, then poll the order until PAID.
  *
- * The page sends only {openid, product_id}: the server's checkout policy sets the price.
+ * The page sends only {product_id}: the server's checkout policy sets the price. When the
+ * server resolves openids (config.openid_flow: always in sandbox mode) the page first asks
+ * {prefix}/openid/me who the payer is; without an answer it goes through
+ * {prefix}/openid/authorize, WeChat's OAuth2 snsapi_base redirect, which comes back here with
+ * an HttpOnly cookie that precreate reads: the page never handles the openid itself.
+ * Otherwise it sends the openid from its ?openid= query (the seeds' "body" mode).
  * In sandbox mode /api/config names the sandbox's WeixinJSBridge shim, loaded here; inside
  * WeChat the bridge is built in. The payment callback is not proof of payment: only the
  * order's status on the server (set by WeChat Pay's signed notification) is.
@@ -136,15 +141,22 @@
 
   function checkout(product) {
     if (busy) { return; }
-    if (!openid) {
+    var flow = Boolean(config.openid_flow);
+    if (!openid && !flow) {
       setStatus("No openid: open this page from WeChat (or add ?openid=… to the URL).", true);
       return;
     }
     setBusy(true);
     $("result").hidden = true;
     setStatus("Creating the order…");
-    request("POST", config.prefix + "/precreate", { openid: openid, product_id: product.id })
+    var body = flow ? { product_id: product.id } : { openid: openid, product_id: product.id };
+    request("POST", config.prefix + "/precreate", body)
       .then(function (r) {
+        if (r.status === 401 && flow) {
+          // The openid cookie expired: sign in again, then come back here.
+          signIn();
+          throw new Error("Signing in with WeChat…");
+        }
         if (!r.ok) {
           var msg = (r.data && r.data.message) || ("HTTP " + r.status);
           throw new Error(msg);
@@ -186,16 +198,44 @@
       .then(function () { setBusy(false); });
   }
 
+  /* WeChat's OAuth2 redirect (snsapi_base: silent inside WeChat), back to this page. */
+  function signIn() {
+    var back = window.location.pathname + window.location.search;
+    window.location.assign(config.prefix + "/openid/authorize?return_to=" +
+      encodeURIComponent(back));
+  }
+
+  /* Who the payer is, as the server resolved it; null while signing in. */
+  function resolvePayer() {
+    if (!config.openid_flow) {
+      return Promise.resolve(
+        new URLSearchParams(window.location.search).get("openid") || config.openid);
+    }
+    return request("GET", config.prefix + "/openid/me").then(function (r) {
+      if (r.ok && r.data && r.data.openid) { return r.data.openid; }
+      if (r.status === 401) {
+        setStatus("Signing in with WeChat…");
+        signIn();
+        return null;
+      }
+      throw new Error((r.data && r.data.message) || "could not identify the payer");
+    });
+  }
+
   function start() {
     request("GET", "/api/config").then(function (r) {
       if (!r.ok) { throw new Error("could not load the shop configuration"); }
       config = r.data;
-      openid = new URLSearchParams(window.location.search).get("openid") || config.openid;
       if (config.mode === "sandbox") {
         var m = $("mode");
         m.hidden = false;
         m.textContent = "Sandbox mode: payments are simulated, no real money moves.";
       }
+      return resolvePayer();
+    }).then(function (payer) {
+      openid = payer;
+      if (config.openid_flow && !payer) { return new Promise(function () {}); }
+      if (payer) { document.body.setAttribute("data-payer", payer); }
       return config.jsbridge ? loadScript(config.jsbridge) : null;
     }).then(function () {
       return request("GET", "/api/products");

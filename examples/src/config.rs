@@ -1,14 +1,15 @@
 //! The shops' configuration, from environment variables.
 //!
 //! `WXPAY_PROVIDER` picks the upstream: `v3` (WeChat Pay API v3, the default), `v2` (WeChat Pay
-//! API v2, legacy merchants) or `gateway` (the seed-001 payment gateway). Each has a sandbox mode
-//! (the upstream emulated in process) and a production mode.
+//! API v2, legacy merchants), `gateway` (the seed-001 payment gateway), `qfpay` (QFPay, seed 002)
+//! or `weidoufu` (weidoufu mini-program payments, seed 004). Each has a sandbox mode (the upstream
+//! emulated in process) and a production mode.
 //!
 //! Common to every provider:
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `WXPAY_PROVIDER` | `v3`, `v2` or `gateway` | `v3` |
+//! | `WXPAY_PROVIDER` | `v3`, `v2`, `gateway`, `qfpay` or `weidoufu` | `v3` |
 //! | `WXPAY_BIND` | address to listen on | `127.0.0.1:3000` |
 //! | `DATABASE_URL` | order store: `sqlite://FILE`, `postgres://…`, `mysql://…` | `sqlite://wxpay-shop.db` (created if missing) |
 //! | `WXPAY_NOTIFY_URL` | the public `https://…/wxpay/notify` URL | required in production |
@@ -48,19 +49,56 @@
 //! | `WXPAY_GATEWAY_APP_KEY` | the `app_key` paired with it (signs callbacks) | required in production |
 //! | `WXPAY_GATEWAY_IP` | this server's IP, sent as the gateway's required `ip` field | `127.0.0.1` |
 //!
-//! Secrets (`WXPAY_APIV3_KEY`, `WXPAY_API_KEY`, `WXPAY_GATEWAY_APP_KEY`, key files) are never
+//! `qfpay` (**`WXPAY_QFPAY_URL` unset = sandbox mode**):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPAY_QFPAY_URL` | QFPay's API host, e.g. `https://openapi-hk.qfapi.com` | — |
+//! | `WXPAY_QFPAY_APP_CODE` | the `app_code` QFPay assigned | required in production |
+//! | `WXPAY_QFPAY_CLIENT_KEY` | the `client_key` paired with it | required in production |
+//! | `WXPAY_QFPAY_MCHID` | the `mchid`, only if QFPay assigned one | — |
+//! | `WXPAY_QFPAY_CURRENCY` | the `txcurrcd` of orders | `CNY` |
+//!
+//! `weidoufu` (**`WXPAY_WEIDOUFU_URL` unset = sandbox mode**):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPAY_WEIDOUFU_URL` | weidoufu's base URL, e.g. `https://open.weidoufu.com` | — |
+//! | `WXPAY_WEIDOUFU_ACCESS_KEY` | the application's AccessKey | required in production |
+//! | `WXPAY_WEIDOUFU_SECRET_KEY` | its SecretKey | required in production |
+//! | `WXPAY_WEIDOUFU_PAY_TYPE` | `wechat` or `alipay` (the wallet of the mini program) | `wechat` |
+//!
+//! Getting the payer's openid (the `{prefix}/openid/…` routes):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPAY_OPENID_MODE` | `token`: precreate requires the openid the server resolved (cookie or token); `body`: the page sends the openid | `token` in sandbox mode, `body` in production |
+//! | `WXPAY_APP_SECRET` | the AppSecret of `WXPAY_APPID` (jscode2session, OAuth2 `snsapi_base`) | — (QFPay uses its own flow) |
+//! | `WXPAY_OPENID_TOKEN_KEY` | the server key that signs openid tokens, ≥ 32 bytes | required with `token` in production |
+//! | `WXPAY_PUBLIC_URL` | the shop's public base URL (OAuth2 `redirect_uri`) | required with `token` in production |
+//! | `WXPAY_WECHAT_API_URL` / `WXPAY_WECHAT_OPEN_URL` | WeChat's API / OAuth hosts | `https://api.weixin.qq.com` / `https://open.weixin.qq.com` |
+//!
+//! The openid routes exist when a resolver is configured: QFPay's flow with `qfpay`, WeChat's
+//! with `WXPAY_APPID` + `WXPAY_APP_SECRET` for the other providers; in sandbox mode always.
+//!
+//! Secrets (`WXPAY_APIV3_KEY`, `WXPAY_API_KEY`, `WXPAY_GATEWAY_APP_KEY`, `WXPAY_QFPAY_CLIENT_KEY`,
+//! `WXPAY_WEIDOUFU_SECRET_KEY`, `WXPAY_APP_SECRET`, `WXPAY_OPENID_TOKEN_KEY`, key files) are never
 //! printed, not even in error messages.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use wxpay_core::fields::NotifyUrl;
+use wxpay_core::engine::OpenidMode;
+use wxpay_core::fields::{Currency, NotifyUrl};
 use wxpay_core::gateway::{AppKey, GatewayConfig};
+use wxpay_core::openid::{AppSecret, OpenidTokenKey};
+use wxpay_core::qfpay::{ClientKey, QfpayConfig};
 use wxpay_core::v2::{ApiKey, SignType, V2Config};
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformCertificate, PlatformPublicKey,
     PlatformTrust,
 };
+use wxpay_core::weidoufu::{PayType, SecretKey, WeidoufuConfig};
 
 /// The default `WXPAY_BIND`.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
@@ -108,7 +146,20 @@ pub enum ProviderKind {
     V2,
     /// `gateway`: the seed-001 payment gateway.
     Gateway,
+    /// `qfpay`: QFPay (seed 002).
+    Qfpay,
+    /// `weidoufu`: weidoufu mini-program payments (seed 004).
+    Weidoufu,
 }
+
+/// Every provider, in `WXPAY_PROVIDER` order.
+const PROVIDERS: [ProviderKind; 5] = [
+    ProviderKind::V3,
+    ProviderKind::V2,
+    ProviderKind::Gateway,
+    ProviderKind::Qfpay,
+    ProviderKind::Weidoufu,
+];
 
 impl ProviderKind {
     /// The `WXPAY_PROVIDER` spelling.
@@ -117,6 +168,8 @@ impl ProviderKind {
             ProviderKind::V3 => "v3",
             ProviderKind::V2 => "v2",
             ProviderKind::Gateway => "gateway",
+            ProviderKind::Qfpay => "qfpay",
+            ProviderKind::Weidoufu => "weidoufu",
         }
     }
 
@@ -126,6 +179,8 @@ impl ProviderKind {
             ProviderKind::V3 => "WeChat Pay API v3",
             ProviderKind::V2 => "WeChat Pay API v2",
             ProviderKind::Gateway => "the seed-001 payment gateway",
+            ProviderKind::Qfpay => "QFPay",
+            ProviderKind::Weidoufu => "weidoufu",
         }
     }
 
@@ -134,6 +189,8 @@ impl ProviderKind {
         match self {
             ProviderKind::V3 | ProviderKind::V2 => "WXPAY_MCHID",
             ProviderKind::Gateway => "WXPAY_GATEWAY_URL",
+            ProviderKind::Qfpay => "WXPAY_QFPAY_URL",
+            ProviderKind::Weidoufu => "WXPAY_WEIDOUFU_URL",
         }
     }
 
@@ -147,6 +204,12 @@ impl ProviderKind {
                 "WXPAY_GATEWAY_APP_KEY",
                 "WXPAY_GATEWAY_IP",
             ],
+            ProviderKind::Qfpay => &[
+                "WXPAY_QFPAY_APP_CODE",
+                "WXPAY_QFPAY_CLIENT_KEY",
+                "WXPAY_QFPAY_MCHID",
+            ],
+            ProviderKind::Weidoufu => &["WXPAY_WEIDOUFU_ACCESS_KEY", "WXPAY_WEIDOUFU_SECRET_KEY"],
         }
     }
 }
@@ -160,17 +223,17 @@ impl fmt::Display for ProviderKind {
 impl std::str::FromStr for ProviderKind {
     type Err = ConfigError;
 
-    /// `v3`, `v2` or `gateway` (ASCII case-insensitive).
+    /// `v3`, `v2`, `gateway`, `qfpay` or `weidoufu` (ASCII case-insensitive).
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         let value = value.trim();
-        [ProviderKind::V3, ProviderKind::V2, ProviderKind::Gateway]
+        PROVIDERS
             .into_iter()
             .find(|kind| kind.as_str().eq_ignore_ascii_case(value))
             .ok_or_else(|| {
                 ConfigError::new(
                     "WXPAY_PROVIDER",
                     format!(
-                        "{value:?} is not a provider: expected v3 (the default), v2 or gateway"
+                        "{value:?} is not a provider: expected v3 (the default), v2, gateway, qfpay or weidoufu"
                     ),
                 )
             })
@@ -189,6 +252,27 @@ pub enum Upstream {
     V2(Box<V2Config>),
     /// Production mode: the payment gateway.
     Gateway(Box<GatewayConfig>),
+    /// Production mode: QFPay.
+    Qfpay(Box<QfpayConfig>),
+    /// Production mode: weidoufu.
+    Weidoufu(Box<WeidoufuConfig>),
+}
+
+/// How the shop gets the payer's openid (`WXPAY_OPENID_*`, `WXPAY_APP_SECRET`, `WXPAY_PUBLIC_URL`).
+#[derive(Debug)]
+pub struct OpenidSettings {
+    /// `WXPAY_OPENID_MODE`.
+    pub mode: OpenidMode,
+    /// `WXPAY_OPENID_TOKEN_KEY`; `None` in sandbox mode (a random key is generated).
+    pub token_key: Option<OpenidTokenKey>,
+    /// `WXPAY_PUBLIC_URL`; `None` in sandbox mode (the bound address).
+    pub public_url: Option<String>,
+    /// `WXPAY_APPID` + `WXPAY_APP_SECRET`, for WeChat's jscode2session and OAuth2.
+    pub wechat: Option<(String, AppSecret)>,
+    /// `WXPAY_WECHAT_API_URL`.
+    pub wechat_api_url: Option<String>,
+    /// `WXPAY_WECHAT_OPEN_URL`.
+    pub wechat_open_url: Option<String>,
 }
 
 /// The merchant's production settings.
@@ -219,10 +303,14 @@ pub struct ShopConfig {
     pub provider: ProviderKind,
     /// `WXPAY_SIGN_TYPE` for `v2` in sandbox mode (the sandbox merchant is set up with it).
     pub sandbox_sign_type: SignType,
+    /// `WXPAY_WEIDOUFU_PAY_TYPE` (the sandbox honours it too).
+    pub weidoufu_pay_type: PayType,
     /// `WXPAY_NOTIFY_URL` in sandbox mode (optional there; derived from the bound address).
     pub sandbox_notify_url: Option<String>,
     /// Sandbox or production.
     pub upstream: Upstream,
+    /// Where payers' openids come from.
+    pub openid: OpenidSettings,
     /// Production variables that were set although the production switch (`WXPAY_MCHID`, or
     /// `WXPAY_GATEWAY_URL` for the gateway) is not (sandbox mode ignores them; the banner says so).
     pub ignored: Vec<&'static str>,
@@ -282,6 +370,7 @@ impl ShopConfig {
                 .map_err(|_| ConfigError::new("WXPAY_SIGN_TYPE", "must be MD5 or HMAC-SHA256"))?,
             _ => SignType::Md5,
         };
+        let weidoufu_pay_type = weidoufu_pay_type(&get)?;
         let Some(switch) = get(provider.production_switch()) else {
             let sandbox_notify_url = get("WXPAY_NOTIFY_URL");
             if let Some(url) = &sandbox_notify_url {
@@ -294,13 +383,16 @@ impl ShopConfig {
                 .copied()
                 .filter(|name| get(name).is_some())
                 .collect();
+            let openid = openid_settings(&get, true)?;
             return Ok(Self {
                 bind,
                 database_url,
                 provider,
                 sandbox_sign_type: sign_type,
+                weidoufu_pay_type,
                 sandbox_notify_url,
                 upstream: Upstream::Sandbox,
+                openid,
                 ignored,
             });
         };
@@ -310,14 +402,31 @@ impl ShopConfig {
             ProviderKind::Gateway => {
                 Upstream::Gateway(Box::new(production_gateway(&get, &switch)?))
             }
+            ProviderKind::Qfpay => Upstream::Qfpay(Box::new(production_qfpay(&get, &switch)?)),
+            ProviderKind::Weidoufu => {
+                Upstream::Weidoufu(Box::new(production_weidoufu(&get, &switch)?))
+            }
         };
+        let openid = openid_settings(&get, false)?;
+        if openid.mode == OpenidMode::TokenRequired
+            && openid.wechat.is_none()
+            && provider != ProviderKind::Qfpay
+        {
+            return Err(ConfigError::new(
+                "WXPAY_APP_SECRET",
+                "WXPAY_OPENID_MODE=token needs a way to resolve openids: set WXPAY_APPID and \
+                 WXPAY_APP_SECRET (WeChat jscode2session / OAuth2)",
+            ));
+        }
         Ok(Self {
             bind,
             database_url,
             provider,
             sandbox_sign_type: sign_type,
+            weidoufu_pay_type,
             sandbox_notify_url: None,
             upstream,
+            openid,
             ignored: Vec::new(),
         })
     }
@@ -515,6 +624,174 @@ fn production_gateway(
         notify_url: parse_notify_url(&notify_url)?,
         ip,
     })
+}
+
+/// Production mode of `WXPAY_PROVIDER=qfpay`.
+fn production_qfpay(
+    get: &impl Fn(&str) -> Option<String>,
+    url: &str,
+) -> Result<QfpayConfig, ConfigError> {
+    let required = |name: &'static str| {
+        get(name).ok_or_else(|| {
+            ConfigError::new(
+                name,
+                "is required in production mode (WXPAY_PROVIDER=qfpay and WXPAY_QFPAY_URL is \
+                 set); unset WXPAY_QFPAY_URL for sandbox mode",
+            )
+        })
+    };
+    let url = parse_base_url(
+        "WXPAY_QFPAY_URL",
+        url,
+        "QFPay's API host, e.g. https://openapi-hk.qfapi.com",
+    )?;
+    let app_code = required("WXPAY_QFPAY_APP_CODE")?.trim().to_owned();
+    let client_key = ClientKey::new(required("WXPAY_QFPAY_CLIENT_KEY")?.trim())
+        .map_err(|e| ConfigError::new("WXPAY_QFPAY_CLIENT_KEY", e.to_string()))?;
+    let notify_url = required("WXPAY_NOTIFY_URL")?;
+    check_identifiers(&[("WXPAY_QFPAY_APP_CODE", &app_code, 64)])?;
+    let mut config = QfpayConfig::new(url, app_code, client_key);
+    if let Some(mchid) = get("WXPAY_QFPAY_MCHID") {
+        let mchid = mchid.trim().to_owned();
+        check_identifiers(&[("WXPAY_QFPAY_MCHID", &mchid, 16)])?;
+        config.mchid = Some(mchid);
+    }
+    if let Some(currency) = get("WXPAY_QFPAY_CURRENCY") {
+        config.currency = Currency::try_from(currency.trim().to_ascii_uppercase())
+            .map_err(|e| ConfigError::new("WXPAY_QFPAY_CURRENCY", e.to_string()))?;
+    }
+    config.notify_url = Some(parse_notify_url(&notify_url)?);
+    Ok(config)
+}
+
+/// Production mode of `WXPAY_PROVIDER=weidoufu`.
+fn production_weidoufu(
+    get: &impl Fn(&str) -> Option<String>,
+    url: &str,
+) -> Result<WeidoufuConfig, ConfigError> {
+    let required = |name: &'static str| {
+        get(name).ok_or_else(|| {
+            ConfigError::new(
+                name,
+                "is required in production mode (WXPAY_PROVIDER=weidoufu and WXPAY_WEIDOUFU_URL \
+                 is set); unset WXPAY_WEIDOUFU_URL for sandbox mode",
+            )
+        })
+    };
+    let url = parse_base_url(
+        "WXPAY_WEIDOUFU_URL",
+        url,
+        "weidoufu's base URL, e.g. https://open.weidoufu.com",
+    )?;
+    let access_key = required("WXPAY_WEIDOUFU_ACCESS_KEY")?.trim().to_owned();
+    check_identifiers(&[("WXPAY_WEIDOUFU_ACCESS_KEY", &access_key, 32)])?;
+    let secret_key = SecretKey::new(required("WXPAY_WEIDOUFU_SECRET_KEY")?.trim())
+        .map_err(|e| ConfigError::new("WXPAY_WEIDOUFU_SECRET_KEY", e.to_string()))?;
+    let notify_url = parse_notify_url(&required("WXPAY_NOTIFY_URL")?)?;
+    let mut config = WeidoufuConfig::new(url, access_key, secret_key, notify_url);
+    config.pay_type = weidoufu_pay_type(get)?;
+    Ok(config)
+}
+
+/// `WXPAY_WEIDOUFU_PAY_TYPE` (also honoured in sandbox mode).
+pub fn weidoufu_pay_type(get: &impl Fn(&str) -> Option<String>) -> Result<PayType, ConfigError> {
+    match get("WXPAY_WEIDOUFU_PAY_TYPE") {
+        Some(value) => value.trim().to_ascii_lowercase().parse().map_err(
+            |e: wxpay_core::weidoufu::UnknownPayType| {
+                ConfigError::new("WXPAY_WEIDOUFU_PAY_TYPE", e.to_string())
+            },
+        ),
+        None => Ok(PayType::Wechat),
+    }
+}
+
+/// The openid settings; `sandbox` picks the defaults of sandbox mode (token mode, generated key,
+/// the sandbox's WeChat app).
+fn openid_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    sandbox: bool,
+) -> Result<OpenidSettings, ConfigError> {
+    let mode = match get("WXPAY_OPENID_MODE").map(|v| v.trim().to_ascii_lowercase()) {
+        None if sandbox => OpenidMode::TokenRequired,
+        None => OpenidMode::Body,
+        Some(value) if value == "token" => OpenidMode::TokenRequired,
+        Some(value) if value == "body" => OpenidMode::Body,
+        Some(_) => {
+            return Err(ConfigError::new(
+                "WXPAY_OPENID_MODE",
+                "must be token (precreate requires the openid the server resolved) or body \
+                 (the page sends the openid)",
+            ));
+        }
+    };
+    let token_key = match get("WXPAY_OPENID_TOKEN_KEY") {
+        Some(key) => Some(
+            OpenidTokenKey::new(key.trim().as_bytes().to_vec())
+                .map_err(|e| ConfigError::new("WXPAY_OPENID_TOKEN_KEY", e.to_string()))?,
+        ),
+        None if !sandbox && mode == OpenidMode::TokenRequired => {
+            return Err(ConfigError::new(
+                "WXPAY_OPENID_TOKEN_KEY",
+                "is required with WXPAY_OPENID_MODE=token in production mode (at least 32 \
+                 random bytes, the same on every instance)",
+            ));
+        }
+        None => None,
+    };
+    let public_url = match get("WXPAY_PUBLIC_URL") {
+        Some(url) => Some(parse_base_url(
+            "WXPAY_PUBLIC_URL",
+            &url,
+            "the shop's public base URL, e.g. https://shop.example.com",
+        )?),
+        None if !sandbox && mode == OpenidMode::TokenRequired => {
+            return Err(ConfigError::new(
+                "WXPAY_PUBLIC_URL",
+                "is required with WXPAY_OPENID_MODE=token in production mode (the OAuth2 \
+                 redirect comes back to it)",
+            ));
+        }
+        None => None,
+    };
+    let wechat = match (get("WXPAY_APPID"), get("WXPAY_APP_SECRET")) {
+        (Some(appid), Some(secret)) if !sandbox => Some((
+            appid.trim().to_owned(),
+            AppSecret::new(secret.trim())
+                .map_err(|e| ConfigError::new("WXPAY_APP_SECRET", e.to_string()))?,
+        )),
+        _ => None,
+    };
+    let url = |name: &'static str| {
+        get(name)
+            .map(|value| parse_base_url(name, &value, "an absolute http(s) URL"))
+            .transpose()
+    };
+    Ok(OpenidSettings {
+        mode,
+        token_key,
+        public_url,
+        wechat,
+        wechat_api_url: url("WXPAY_WECHAT_API_URL")?,
+        wechat_open_url: url("WXPAY_WECHAT_OPEN_URL")?,
+    })
+}
+
+/// An absolute http(s) base URL without a query, with no trailing slash.
+fn parse_base_url(variable: &'static str, value: &str, what: &str) -> Result<String, ConfigError> {
+    let value = value.trim().trim_end_matches('/');
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| ConfigError::new(variable, format!("is not a URL: it must be {what}")))?;
+    if !matches!(uri.scheme_str(), Some("https" | "http"))
+        || uri.authority().is_none()
+        || uri.query().is_some()
+    {
+        return Err(ConfigError::new(
+            variable,
+            format!("must be {what}, without a query"),
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// The gateway's base URL: absolute http(s), no query, no trailing slash.

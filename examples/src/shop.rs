@@ -8,22 +8,29 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use wxpay_core::engine::{Engine, HookError, PaidHook};
+use wxpay_core::engine::{Engine, HookError, OpenidConfig, OpenidMode, PaidHook};
 use wxpay_core::fields::NotifyUrl;
 use wxpay_core::gateway::{AppKey, GatewayClient, GatewayConfig};
+use wxpay_core::openid::{
+    AppSecret, MiniProgramLogin, OfficialAccountOAuth, OpenidTokenKey, QfpayOAuth,
+};
 use wxpay_core::provider::Provider;
 use wxpay_core::provider::gateway::GatewayProvider;
+use wxpay_core::provider::qfpay::QfpayProvider;
 use wxpay_core::provider::v2::V2Provider;
 use wxpay_core::provider::v3::V3Provider;
+use wxpay_core::provider::weidoufu::WeidoufuProvider;
+use wxpay_core::qfpay::{ClientKey, QfpayClient, QfpayConfig};
 use wxpay_core::store::{PaidEvent, SqlxStore};
 use wxpay_core::v2::{ApiKey, SignType, V2Client, V2Config};
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformPublicKey, PlatformTrust, V3Client,
 };
+use wxpay_core::weidoufu::{PayType, SecretKey, WeidoufuClient, WeidoufuConfig};
 use wxpay_sandbox::{Sandbox, SandboxConfig, V2SignType};
 
 use crate::catalog::{Catalog, CatalogPolicy};
-use crate::config::{ConfigError, ProviderKind, ShopConfig, Upstream};
+use crate::config::{ConfigError, OpenidSettings, ProviderKind, ShopConfig, Upstream};
 
 /// The demo payer's openid in sandbox mode (real apps get it through WeChat OAuth).
 pub const SANDBOX_OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
@@ -36,6 +43,7 @@ pub struct Shop {
     sandbox: Option<Sandbox>,
     notify_url: String,
     api_base: String,
+    openid_mode: Option<OpenidMode>,
     database_url: String,
     ignored: Vec<&'static str>,
     _tasks: wxpay_core::engine::BackgroundTasks,
@@ -111,8 +119,13 @@ impl Shop {
                 .map_err(|e| ConfigError::new(switch, format!("sandbox: {e}")))?;
                 let notify_url = NotifyUrl::parse_for_local_development(&notify_url)
                     .map_err(|e| ConfigError::new("WXPAY_NOTIFY_URL", e.to_string()))?;
-                let upstream =
-                    sandbox_upstream(&sandbox, kind, config.sandbox_sign_type, notify_url)?;
+                let upstream = sandbox_upstream(
+                    &sandbox,
+                    kind,
+                    config.sandbox_sign_type,
+                    config.weidoufu_pay_type,
+                    notify_url,
+                )?;
                 (upstream, Some(sandbox))
             }
             Upstream::Production(production) => {
@@ -136,7 +149,10 @@ impl Shop {
             }
             Upstream::V2(v2) => (Built::V2(*v2), None),
             Upstream::Gateway(gateway) => (Built::Gateway(*gateway), None),
+            Upstream::Qfpay(qfpay) => (Built::Qfpay(*qfpay), None),
+            Upstream::Weidoufu(weidoufu) => (Built::Weidoufu(*weidoufu), None),
         };
+        let mut qfpay_client = None;
         let (provider, notify_url, api_base, certificate_refresh): (Arc<dyn Provider>, _, _, _) =
             match upstream {
                 Built::V3 {
@@ -191,11 +207,51 @@ impl Shop {
                         None,
                     )
                 }
+                Built::Qfpay(qfpay) => {
+                    let notify_url = qfpay.notify_url.clone().ok_or_else(|| {
+                        ConfigError::new("WXPAY_NOTIFY_URL", "is required with QFPay")
+                    })?;
+                    let api_base = qfpay.base_url.clone();
+                    let client = QfpayClient::builder(qfpay)
+                        .build()
+                        .map_err(|e| ConfigError::new("WXPAY_QFPAY_URL", e.to_string()))?;
+                    qfpay_client = Some(client.clone());
+                    (
+                        Arc::new(QfpayProvider::new(client)),
+                        notify_url,
+                        api_base,
+                        None,
+                    )
+                }
+                Built::Weidoufu(weidoufu) => {
+                    let notify_url = weidoufu.notify_url.clone();
+                    let api_base = weidoufu.base_url.clone();
+                    let client = WeidoufuClient::builder(weidoufu)
+                        .build()
+                        .map_err(|e| ConfigError::new("WXPAY_WEIDOUFU_URL", e.to_string()))?;
+                    (
+                        Arc::new(WeidoufuProvider::new(client)),
+                        notify_url,
+                        api_base,
+                        None,
+                    )
+                }
             };
         let catalog = Catalog::demo();
-        let engine = Engine::builder(provider, Arc::new(store))
+        let mut builder = Engine::builder(provider, Arc::new(store))
             .checkout_policy(Arc::new(CatalogPolicy::new(catalog.clone())))
-            .paid_hook(Arc::new(LogPaidHook))
+            .paid_hook(Arc::new(LogPaidHook));
+        let openid = openid_config(
+            config.openid,
+            sandbox.as_ref(),
+            qfpay_client,
+            &format!("http://{}", reachable(bound)),
+        )?;
+        let openid_mode = openid.as_ref().map(|(_, mode)| *mode);
+        if let Some((openid, _)) = openid {
+            builder = builder.openid(openid);
+        }
+        let engine = builder
             .build()
             .map_err(|e| ConfigError::new(switch, format!("engine: {e}")))?;
         let tasks = engine.spawn_background_tasks();
@@ -206,6 +262,7 @@ impl Shop {
             sandbox,
             notify_url: notify_url.as_str().to_owned(),
             api_base,
+            openid_mode,
             database_url: config.database_url,
             ignored: config.ignored,
             _tasks: tasks,
@@ -239,22 +296,34 @@ impl Shop {
         self.sandbox.as_ref().map(Sandbox::base_url)
     }
 
-    /// What the checkout page needs: `{mode, jsbridge, openid, prefix}`. In sandbox mode
-    /// `jsbridge` is the sandbox's `WeixinJSBridge` shim and `openid` the demo payer; in
-    /// production both are null (WeChat's browser provides the bridge; the page takes the
-    /// openid from its `?openid=` query, which a real app fills in after WeChat OAuth).
+    /// What the checkout page needs: `{mode, jsbridge, openid, openid_flow, openid_mode,
+    /// prefix}`. With `openid_flow` the server resolves the payer's openid itself: the page
+    /// goes through `{prefix}/openid/authorize` (WeChat's OAuth2 redirect, or QFPay's) and
+    /// precreate reads the resulting cookie; `openid_mode` `token` means precreate requires it.
+    /// Without the flow the page sends an openid (`openid`, the demo payer in sandbox mode; in
+    /// production the page's `?openid=` query).
+    /// `jsbridge` is the sandbox's `WeixinJSBridge` shim in sandbox mode, null in production
+    /// (WeChat's browser provides the bridge).
     pub fn page_config(&self) -> serde_json::Value {
+        let openid_mode = match self.openid_mode {
+            Some(OpenidMode::TokenRequired) => "token",
+            _ => "body",
+        };
         match &self.sandbox {
             Some(sandbox) => json!({
                 "mode": "sandbox",
                 "jsbridge": format!("{}/sandbox/jsbridge.js", sandbox.base_url()),
                 "openid": SANDBOX_OPENID,
+                "openid_flow": self.openid_mode.is_some(),
+                "openid_mode": openid_mode,
                 "prefix": self.engine.prefix(),
             }),
             None => json!({
                 "mode": "production",
                 "jsbridge": null,
                 "openid": null,
+                "openid_flow": self.openid_mode.is_some(),
+                "openid_mode": openid_mode,
                 "prefix": self.engine.prefix(),
             }),
         }
@@ -305,6 +374,18 @@ impl Shop {
             "  routes:      POST {p}/precreate, POST {p}/notify, GET {p}/orders/{{out_trade_no}}",
             p = self.engine.prefix()
         ));
+        if let Some(mode) = self.openid_mode {
+            lines.push(format!(
+                "  openid:      {p}/openid/authorize (OAuth2), POST {p}/openid/session (wx.login), \
+                 GET {p}/openid/me; precreate {}",
+                if mode == OpenidMode::TokenRequired {
+                    "requires the resolved openid"
+                } else {
+                    "takes the openid from the body"
+                },
+                p = self.engine.prefix()
+            ));
+        }
         lines.join("\n")
     }
 }
@@ -340,6 +421,70 @@ enum Built {
     },
     V2(V2Config),
     Gateway(GatewayConfig),
+    Qfpay(QfpayConfig),
+    Weidoufu(WeidoufuConfig),
+}
+
+/// The openid routes' configuration and mode, or `None` when no resolver is configured
+/// (production without `WXPAY_APP_SECRET`, a provider other than QFPay).
+fn openid_config(
+    settings: OpenidSettings,
+    sandbox: Option<&Sandbox>,
+    qfpay: Option<QfpayClient>,
+    bound_url: &str,
+) -> Result<Option<(OpenidConfig, OpenidMode)>, ConfigError> {
+    let error = |variable: &'static str| {
+        move |e: wxpay_core::openid::OpenidError| ConfigError::new(variable, e.to_string())
+    };
+    let (wechat, api_url, open_url) = match sandbox {
+        Some(sandbox) => (
+            Some((
+                sandbox.merchant().appid.clone(),
+                AppSecret::new(sandbox.app_secret()).map_err(error("WXPAY_APP_SECRET"))?,
+            )),
+            Some(sandbox.base_url().to_owned()),
+            Some(sandbox.base_url().to_owned()),
+        ),
+        None => (
+            settings.wechat,
+            settings.wechat_api_url,
+            settings.wechat_open_url,
+        ),
+    };
+    if wechat.is_none() && qfpay.is_none() {
+        return Ok(None);
+    }
+    let key = settings.token_key.unwrap_or_else(OpenidTokenKey::generate);
+    let mut config = OpenidConfig::new(key)
+        .public_base_url(settings.public_url.unwrap_or_else(|| bound_url.to_owned()))
+        .mode(settings.mode);
+    if let Some((appid, secret)) = wechat {
+        let mut login =
+            MiniProgramLogin::new(appid.clone(), secret.clone()).map_err(error("WXPAY_APPID"))?;
+        let mut oauth = OfficialAccountOAuth::new(appid, secret).map_err(error("WXPAY_APPID"))?;
+        if let Some(url) = &api_url {
+            login = login
+                .with_api_base(url)
+                .map_err(error("WXPAY_WECHAT_API_URL"))?;
+            oauth = oauth
+                .with_api_base(url)
+                .map_err(error("WXPAY_WECHAT_API_URL"))?;
+        }
+        if let Some(url) = &open_url {
+            oauth = oauth
+                .with_open_base(url)
+                .map_err(error("WXPAY_WECHAT_OPEN_URL"))?;
+        }
+        config = config.mini_program(Arc::new(login));
+        if qfpay.is_none() {
+            config = config.oauth(Arc::new(oauth));
+        }
+    }
+    if let Some(client) = qfpay {
+        // QFPay pays with the openids of its own official account: its OAuth flow, not ours.
+        config = config.oauth(Arc::new(QfpayOAuth::new(client)));
+    }
+    Ok(Some((config, settings.mode)))
 }
 
 /// The chosen provider's configuration against the in-process sandbox.
@@ -347,6 +492,7 @@ fn sandbox_upstream(
     sandbox: &Sandbox,
     kind: ProviderKind,
     sign_type: SignType,
+    weidoufu_pay_type: PayType,
     notify_url: NotifyUrl,
 ) -> Result<Built, ConfigError> {
     let switch = kind.production_switch();
@@ -378,6 +524,28 @@ fn sandbox_upstream(
                 notify_url,
                 ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             })
+        }
+        ProviderKind::Qfpay => {
+            let material = sandbox.qfpay();
+            let mut config = QfpayConfig::new(
+                sandbox.base_url(),
+                material.app_code.as_str(),
+                ClientKey::new(material.client_key.as_str()).map_err(|e| error(&e))?,
+            );
+            config.mchid.clone_from(&material.mchid);
+            config.notify_url = Some(notify_url);
+            Built::Qfpay(config)
+        }
+        ProviderKind::Weidoufu => {
+            let material = sandbox.weidoufu();
+            let mut config = WeidoufuConfig::new(
+                sandbox.base_url(),
+                material.access_key.as_str(),
+                SecretKey::new(material.secret_key.as_str()).map_err(|e| error(&e))?,
+                notify_url,
+            );
+            config.pay_type = weidoufu_pay_type;
+            Built::Weidoufu(config)
         }
     })
 }

@@ -1,5 +1,8 @@
 // Headless checkout of the shop's H5 page in sandbox mode: buy → pay sheet → confirm → "paid".
 // Usage: CHROMIUM_PATH=/usr/bin/chromium node checkout.mjs http://127.0.0.1:3000/ SCREENSHOT_DIR
+// With EXPECT_OPENID_FLOW=1 the page must first resolve the payer through the shop's
+// /openid/authorize → upstream OAuth redirect → /openid/callback chain (a cookie, no openid in
+// the page's requests).
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -20,9 +23,20 @@ let failed = false;
 const page = await browser.newPage({ viewport: { width: 414, height: 860 } });
 page.on("console", (msg) => console.log(`[page ${msg.type()}] ${msg.text()}`));
 page.on("pageerror", (err) => console.log(`[page error] ${err.message}`));
+const visited = [];
+page.on("framenavigated", (frame) => {
+  if (frame === page.mainFrame()) { visited.push(frame.url()); }
+});
 try {
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 20000 });
+  if (process.env.EXPECT_OPENID_FLOW === "1") {
+    const payer = await page.getAttribute("body", "data-payer");
+    if (!payer || !visited.some((u) => u.includes("/openid/callback"))) {
+      throw new Error(`no openid through the OAuth redirect (payer ${payer}): ${visited.join(" → ")}`);
+    }
+    console.log(`browser checkout: payer ${payer} resolved through ${visited.length} navigations`);
+  }
   await page.screenshot({ path: join(shots, "1-products.png"), fullPage: true });
 
   await page.click('button[data-product-id="postcard"]');

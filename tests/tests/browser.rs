@@ -1,7 +1,9 @@
-//! The H5 checkout page in headless Chromium (playwright-core): buy → pay sheet → confirm →
-//! "paid", against each example shop (axum_shop, actix_shop) in sandbox mode, on API v3 and on
-//! the other upstreams (`WXPAY_PROVIDER=v2` with HMAC-SHA256 and `gateway`, whose client
-//! parameters are signed with MD5 / HMAC-SHA256 instead of RSA). Screenshots go to
+//! The H5 checkout page in headless Chromium (playwright-core): sign in through the OAuth
+//! redirect (the shop's `/wxpay/openid/authorize` → the sandbox's WeChat OAuth2 or QFPay
+//! `get_weixin_oauth_code` → `/wxpay/openid/callback`, an HttpOnly cookie) → buy → pay sheet →
+//! confirm → "paid", against each example shop (axum_shop, actix_shop) in sandbox mode, on API
+//! v3 and on the other upstreams (`WXPAY_PROVIDER=v2` with HMAC-SHA256, `gateway`, `qfpay` and
+//! `weidoufu`, whose client parameters are signed with MD5 / HMAC-SHA256 instead of RSA). Screenshots go to
 //! `WXPAY_SCREENSHOT_DIR/<shop>[-<provider>]` (default `target/browser-screenshots/…`).
 //!
 //! Needs `node`, Chromium (`CHROMIUM_PATH`, default `/usr/bin/chromium`) and
@@ -84,6 +86,8 @@ async fn h5_checkout_in_headless_chromium(shop_name: &str, provider: &[(&str, &s
             .arg(format!("{base}/"))
             .arg(&shots)
             .env("CHROMIUM_PATH", chromium_path())
+            // Sandbox mode resolves the payer through the OAuth redirect flow.
+            .env("EXPECT_OPENID_FLOW", "1")
             .output()
     })
     .await
@@ -122,4 +126,15 @@ async fn axum_shop_v2_h5_checkout_in_headless_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_shop_gateway_h5_checkout_in_headless_chromium() {
     h5_checkout_in_headless_chromium("actix_shop", &[("WXPAY_PROVIDER", "gateway")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_shop_qfpay_h5_checkout_in_headless_chromium() {
+    // QFPay's own OAuth flow (get_weixin_oauth_code) resolves the payer.
+    h5_checkout_in_headless_chromium("axum_shop", &[("WXPAY_PROVIDER", "qfpay")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_shop_weidoufu_h5_checkout_in_headless_chromium() {
+    h5_checkout_in_headless_chromium("actix_shop", &[("WXPAY_PROVIDER", "weidoufu")]).await;
 }

@@ -1,7 +1,10 @@
 //! Each example shop (axum_shop, actix_shop) in production mode, configured only through its
 //! environment contract, against the sandbox standing in for each upstream (`WXPAY_PROVIDER`
-//! `v3`, `v2` with MD5 and with HMAC-SHA256, `gateway`): precreate → pay → notify → PAID, bad
-//! inputs, forged and repeated callbacks, and a misconfiguration named by its variable.
+//! `v3`, `v2` with MD5 and with HMAC-SHA256, `gateway`, `qfpay`, `weidoufu`): precreate → pay →
+//! notify → PAID, bad inputs, forged and repeated callbacks, and a misconfiguration named by its
+//! variable. `openid_*` tests run the openid flows (WeChat OAuth2 `snsapi_base`, QFPay's
+//! `get_weixin_oauth_code`, 小程序 `wx.login` → jscode2session) with precreate requiring the
+//! resolved openid (`WXPAY_OPENID_MODE=token`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,6 +25,8 @@ enum Kind {
     V2Md5,
     V2HmacSha256,
     Gateway,
+    Qfpay,
+    Weidoufu,
 }
 
 impl Kind {
@@ -31,6 +36,8 @@ impl Kind {
             Kind::V3 => "v3",
             Kind::V2Md5 | Kind::V2HmacSha256 => "v2",
             Kind::Gateway => "gateway",
+            Kind::Qfpay => "qfpay",
+            Kind::Weidoufu => "weidoufu",
         }
     }
 
@@ -45,7 +52,7 @@ impl Kind {
         let config = match self {
             Kind::V2HmacSha256 => config.v2_sign_type(V2SignType::HmacSha256),
             Kind::V2Md5 => config.v2_sign_type(V2SignType::Md5),
-            Kind::V3 | Kind::Gateway => config,
+            Kind::V3 | Kind::Gateway | Kind::Qfpay | Kind::Weidoufu => config,
         };
         Sandbox::start(config).await.unwrap()
     }
@@ -80,17 +87,38 @@ impl Kind {
                 ("WXPAY_GATEWAY_APP_KEY", sandbox.gateway().app_key.clone()),
                 ("WXPAY_GATEWAY_IP", "127.0.0.1".to_owned()),
             ],
+            Kind::Qfpay => vec![
+                ("WXPAY_PROVIDER", "qfpay".to_owned()),
+                ("WXPAY_QFPAY_URL", sandbox.base_url().to_owned()),
+                ("WXPAY_QFPAY_APP_CODE", sandbox.qfpay().app_code.clone()),
+                ("WXPAY_QFPAY_CLIENT_KEY", sandbox.qfpay().client_key.clone()),
+            ],
+            Kind::Weidoufu => vec![
+                ("WXPAY_PROVIDER", "weidoufu".to_owned()),
+                ("WXPAY_WEIDOUFU_URL", sandbox.base_url().to_owned()),
+                (
+                    "WXPAY_WEIDOUFU_ACCESS_KEY",
+                    sandbox.weidoufu().access_key.clone(),
+                ),
+                (
+                    "WXPAY_WEIDOUFU_SECRET_KEY",
+                    sandbox.weidoufu().secret_key.clone(),
+                ),
+            ],
         };
         vars.extend(common);
         vars
     }
 
     /// Every secret of `sandbox`'s merchant, none of which may ever be printed.
-    fn secrets(sandbox: &Sandbox) -> [&str; 3] {
+    fn secrets(sandbox: &Sandbox) -> [&str; 6] {
         [
             sandbox.api_v3_key(),
             sandbox.v2_api_key(),
             sandbox.gateway().app_key.as_str(),
+            sandbox.qfpay().client_key.as_str(),
+            sandbox.weidoufu().secret_key.as_str(),
+            sandbox.app_secret(),
         ]
     }
 }
@@ -331,6 +359,18 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
                 gateway_payment_form(sandbox, no, amount),
                 "0".repeat(32)
             )),
+        Kind::Qfpay => request
+            .header("content-type", "application/json")
+            .header("X-QF-SIGN", "0".repeat(32))
+            .body(qfpay_payment_json(no, amount)),
+        Kind::Weidoufu => request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(weidoufu_payment_form(
+                sandbox,
+                no,
+                amount,
+                Some(&"0".repeat(32)),
+            )),
     };
     let response = request.send().await.unwrap();
     assert!(
@@ -364,13 +404,18 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
             );
             format!("{body}&sign={sign}")
         }
+        Kind::Qfpay => qfpay_payment_json(no, amount),
+        Kind::Weidoufu => weidoufu_payment_form(sandbox, no, amount, None),
     };
-    let response = http
-        .post(format!("{base}/wxpay/notify"))
-        .body(genuine)
-        .send()
-        .await
-        .unwrap();
+    let mut request = http.post(format!("{base}/wxpay/notify"));
+    if kind == Kind::Qfpay {
+        let key = sandbox.qfpay().client_key.as_str();
+        request = request.header("content-type", "application/json").header(
+            "X-QF-SIGN",
+            wxpay_core::qfpay::sign::sign_body(genuine.as_bytes(), key),
+        );
+    }
+    let response = request.body(genuine).send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());
     let after = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
     assert_eq!(after["status"], "PAID", "{after}");
@@ -434,6 +479,62 @@ fn gateway_payment_form(sandbox: &Sandbox, no: &str, amount: u64) -> String {
     )
 }
 
+/// A QFPay payment notification for order `no` (the fields of QFPay's "Asynchronous
+/// Notifications" page); its signature goes in the `X-QF-SIGN` header.
+fn qfpay_payment_json(no: &str, amount: u64) -> String {
+    json!({
+        "status": "1",
+        "notify_type": "payment",
+        "pay_type": "800207",
+        "syssn": "20261123000300020000000001",
+        "out_trade_no": no,
+        "txamt": amount.to_string(),
+        "txcurrcd": "CNY",
+        "txdtm": "2026-11-23 12:00:00",
+        "sysdtm": "2026-11-23 12:00:01",
+        "paydtm": "2026-11-23 12:00:05",
+        "respcd": "0000",
+        "cancel": "0",
+        "chnlsn": "4200000000000000000000000002",
+    })
+    .to_string()
+}
+
+/// A weidoufu payment callback for order `no` (the issue-8 contract), signed with `sign` or
+/// else with the application's real secret key.
+fn weidoufu_payment_form(sandbox: &Sandbox, no: &str, amount: u64, sign: Option<&str>) -> String {
+    use wxpay_core::weidoufu::SecretKey;
+    let material = sandbox.weidoufu();
+    let mut params: std::collections::BTreeMap<String, String> = [
+        ("access_key", material.access_key.as_str()),
+        ("out_order_no", no),
+        ("mch_trade_no", "202611230000000000000001"),
+        ("trade_no", "4200000000000000000000000003"),
+        ("pay_type", "1"),
+        ("openid", OPENID),
+        ("trade_status", "SUCCESS"),
+        ("pay_time", "2026-11-23 12:00:05"),
+        ("nonce_str", "forgedforgedforged"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    params.insert("total_fee".into(), amount.to_string());
+    let sign = match sign {
+        Some(sign) => sign.to_owned(),
+        None => wxpay_core::weidoufu::sign::sign(
+            params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &SecretKey::new(material.secret_key.as_str()).unwrap(),
+        ),
+    };
+    params.insert("sign".into(), sign);
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// The whole suite for one shop and one upstream, in production mode against the sandbox.
 async fn production_mode_against_the_sandbox(shop_name: &str, kind: Kind) {
     let binary = example_binary(shop_name);
@@ -475,6 +576,236 @@ async fn certificate_mode_downloads_the_platform_certificate(shop_name: &str) {
     let base = format!("http://127.0.0.1:{port}");
     shop.wait_healthy(&base, Duration::from_secs(60)).await;
     buy_and_pay(&sandbox, &base).await;
+    drop(shop);
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The variables that make precreate require the openid the shop resolved itself: token mode,
+/// the sandbox's WeChat app (jscode2session, OAuth2), the shop's public URL and a token key.
+fn openid_env(sandbox: &Sandbox, port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("WXPAY_OPENID_MODE", "token".to_owned()),
+        ("WXPAY_APP_SECRET", sandbox.app_secret().to_owned()),
+        ("WXPAY_WECHAT_API_URL", sandbox.base_url().to_owned()),
+        ("WXPAY_WECHAT_OPEN_URL", sandbox.base_url().to_owned()),
+        ("WXPAY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+        (
+            "WXPAY_OPENID_TOKEN_KEY",
+            "an e2e openid token key of 32+ bytes".to_owned(),
+        ),
+    ]
+}
+
+/// `name=value` of the cookie `name` that `response` sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The redirect target of `response`, which must be a redirect.
+fn location(response: &reqwest::Response) -> String {
+    assert!(
+        response.status().is_redirection(),
+        "expected a redirect, got {}",
+        response.status()
+    );
+    response.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `url` with `sandbox_openid=payer` added to its query (before any `#fragment`).
+fn as_payer(url: &str, payer: &str) -> String {
+    let (url, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(u, f)| (u, Some(f)));
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let mut out = format!("{url}{separator}sandbox_openid={payer}");
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// Walks the H5 sign-in redirect chain by hand as `payer`: the shop's authorize route → the
+/// upstream's OAuth page (WeChat OAuth2, or QFPay's get_weixin_oauth_code) → the shop's
+/// callback with the state cookie. Returns the callback URL and the `wxpay_openid=…` cookie.
+async fn oauth_sign_in(kind: Kind, sandbox: &Sandbox, base: &str, payer: &str) -> (String, String) {
+    let http = no_redirects();
+    let response = http
+        .get(format!(
+            "{base}/wxpay/openid/authorize?return_to=%2F%3Ffrom%3Doauth"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let upstream = location(&response);
+    let state = set_cookie(&response, "wxpay_openid_state").expect("a state cookie");
+    assert!(upstream.starts_with(sandbox.base_url()), "{upstream}");
+    let page = if kind == Kind::Qfpay {
+        "/tool/v1/get_weixin_oauth_code"
+    } else {
+        "/connect/oauth2/authorize"
+    };
+    assert!(
+        upstream.contains(page),
+        "{kind:?} signs in at {page}: {upstream}"
+    );
+    let response = http.get(as_payer(&upstream, payer)).send().await.unwrap();
+    let callback = location(&response);
+    assert!(
+        callback.starts_with(&format!("{base}/wxpay/openid/callback")),
+        "{callback}"
+    );
+    let response = http
+        .get(&callback)
+        .header(reqwest::header::COOKIE, &state)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&response), "/?from=oauth", "back to return_to");
+    let token = set_cookie(&response, "wxpay_openid").expect("the openid cookie");
+    (callback, token)
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The openid flows with precreate requiring the resolved openid: H5 sign-in through the
+/// upstream's OAuth redirect (cookie), 小程序 `wx.login` code → `POST /wxpay/openid/session`
+/// (token header), and everything a client could try instead.
+async fn openid_flows(shop_name: &str, kind: Kind) {
+    let binary = example_binary(shop_name);
+    let sandbox = kind.sandbox(SandboxConfig::for_tests()).await;
+    let dir = scratch_dir(&format!("{shop_name}-{}-openid", kind.provider()));
+    let port = free_port();
+    let mut env = kind.env(&sandbox, &dir, port);
+    for (key, value) in openid_env(&sandbox, port) {
+        env = with(&env, key, &value);
+    }
+    env = with(&env, "WXPAY_APPID", &sandbox.merchant().appid);
+    let mut shop = Running::start(&binary, &dir, &env);
+    let base = format!("http://127.0.0.1:{port}");
+    shop.wait_healthy(&base, Duration::from_secs(60)).await;
+    let http = no_redirects();
+    let precreate = |body: Value| http.post(format!("{base}/wxpay/precreate")).json(&body);
+
+    // No resolved openid: an openid in the body is not trusted.
+    let response = precreate(json!({"openid": OPENID, "product_id": "postcard"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "OPENID_REQUIRED"
+    );
+
+    // H5: the OAuth redirect chain, then precreate with the cookie alone.
+    let payer = "oH5PayerSignedInThroughOAuth";
+    let (callback, cookie) = oauth_sign_in(kind, &sandbox, &base, payer).await;
+    let me = http
+        .get(format!("{base}/wxpay/openid/me"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<Value>().await.unwrap()["openid"], payer);
+    let response = precreate(json!({"product_id": "postcard"}))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let params: Value = response.json().await.unwrap();
+    let no = params["out_trade_no"].as_str().unwrap().to_owned();
+    let pay: PayRequest = serde_json::from_value(params).unwrap();
+    sandbox.pay(pay).await.unwrap();
+    sandbox.wait_for_delivery(&no, WAIT).await.unwrap();
+    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    assert_eq!(status["status"], "PAID", "{status}");
+
+    // Someone else's openid next to the cookie is refused.
+    let response = precreate(json!({"openid": OPENID, "product_id": "postcard"}))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "OPENID_MISMATCH"
+    );
+    // A tampered cookie is no cookie.
+    let (name, value) = cookie.split_once('=').unwrap();
+    let mut tampered: Vec<u8> = value.bytes().collect();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{name}={}", String::from_utf8(tampered).unwrap());
+    let response = precreate(json!({"product_id": "postcard"}))
+        .header(reqwest::header::COOKIE, tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    // A replayed callback (its code is spent) sets no cookie.
+    let response = http.get(&callback).send().await.unwrap();
+    assert!(!response.status().is_success() && !response.status().is_redirection());
+    assert!(set_cookie(&response, "wxpay_openid").is_none());
+    // No open redirect.
+    let response = http
+        .get(format!(
+            "{base}/wxpay/openid/authorize?return_to=https%3A%2F%2Fevil.example%2F"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // 小程序: a wx.login code exchanged by the shop for a token sent in a header.
+    let mini_payer = "oMiniProgramPayerFromWxLogin";
+    let code = sandbox.wx_login(Some(mini_payer)).unwrap();
+    let session = |code: String| {
+        http.post(format!("{base}/wxpay/openid/session"))
+            .json(&json!({ "code": code }))
+            .send()
+    };
+    let response = session(code.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let session_reply: Value = response.json().await.unwrap();
+    assert_eq!(session_reply["openid"], mini_payer);
+    let token = session_reply["openid_token"].as_str().unwrap().to_owned();
+    let response = precreate(json!({"product_id": "postcard"}))
+        .header("X-WxPay-Openid-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = session(code).await.unwrap();
+    assert!(
+        !response.status().is_success(),
+        "a wx.login code works once"
+    );
+
+    let output = shop.output();
+    for secret in Kind::secrets(&sandbox) {
+        assert!(!output.contains(secret), "a secret must never be printed");
+    }
+    assert!(!output.contains(&token), "tokens are never logged");
     drop(shop);
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -553,6 +884,46 @@ fn misconfigurations(
             ),
             ("WXPAY_NOTIFY_URL", without(base_env, "WXPAY_NOTIFY_URL")),
         ]),
+        Kind::Qfpay => cases.extend([
+            (
+                "WXPAY_QFPAY_CLIENT_KEY",
+                without(base_env, "WXPAY_QFPAY_CLIENT_KEY"),
+            ),
+            (
+                "WXPAY_QFPAY_APP_CODE",
+                without(base_env, "WXPAY_QFPAY_APP_CODE"),
+            ),
+            (
+                "WXPAY_QFPAY_URL",
+                with(base_env, "WXPAY_QFPAY_URL", "ftp://qfpay.example"),
+            ),
+            (
+                "WXPAY_QFPAY_CURRENCY",
+                with(base_env, "WXPAY_QFPAY_CURRENCY", "dollars"),
+            ),
+            (
+                "WXPAY_OPENID_TOKEN_KEY",
+                with(base_env, "WXPAY_OPENID_MODE", "token"),
+            ),
+        ]),
+        Kind::Weidoufu => cases.extend([
+            (
+                "WXPAY_WEIDOUFU_SECRET_KEY",
+                without(base_env, "WXPAY_WEIDOUFU_SECRET_KEY"),
+            ),
+            (
+                "WXPAY_WEIDOUFU_ACCESS_KEY",
+                without(base_env, "WXPAY_WEIDOUFU_ACCESS_KEY"),
+            ),
+            (
+                "WXPAY_WEIDOUFU_PAY_TYPE",
+                with(base_env, "WXPAY_WEIDOUFU_PAY_TYPE", "paypal"),
+            ),
+            (
+                "WXPAY_OPENID_MODE",
+                with(base_env, "WXPAY_OPENID_MODE", "cookie"),
+            ),
+        ]),
     }
     cases
 }
@@ -597,15 +968,9 @@ fn with(
     key: &'static str,
     value: &str,
 ) -> Vec<(&'static str, String)> {
-    env.iter()
-        .map(|(k, v)| {
-            if *k == key {
-                (*k, value.to_owned())
-            } else {
-                (*k, v.clone())
-            }
-        })
-        .collect()
+    let mut env = without(env, key);
+    env.push((key, value.to_owned()));
+    env
 }
 
 /// One suite, run against every example shop and every upstream: the shops share the
@@ -621,7 +986,24 @@ macro_rules! shop_suite {
                 v2_md5 => V2Md5,
                 v2_hmac_sha256 => V2HmacSha256,
                 gateway => Gateway,
+                qfpay => Qfpay,
+                weidoufu => Weidoufu,
             );
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn openid_v3() {
+                crate::openid_flows(stringify!($shop), crate::Kind::V3).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn openid_qfpay() {
+                crate::openid_flows(stringify!($shop), crate::Kind::Qfpay).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn openid_weidoufu() {
+                crate::openid_flows(stringify!($shop), crate::Kind::Weidoufu).await;
+            }
 
             /// API v3 only (the other upstreams have no platform certificates).
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
