@@ -56,13 +56,16 @@ enum Mode {
     OtherOrderNo,
 }
 
+/// A request's form fields, by name.
+type Form = BTreeMap<String, String>;
+
 #[derive(Clone)]
 struct Upstream {
     mode: Arc<Mutex<Mode>>,
     /// Every request's form fields and content type.
-    requests: Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>,
+    requests: Arc<Mutex<Vec<(String, Form)>>>,
     /// out_order_no → (the unsigned params, mch_trade_no).
-    orders: Arc<Mutex<HashMap<String, (BTreeMap<String, String>, String)>>>,
+    orders: Arc<Mutex<HashMap<String, (Form, String)>>>,
 }
 
 fn refusal(message: &str, out_order_no: &str) -> Value {

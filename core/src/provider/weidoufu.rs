@@ -1,4 +1,4 @@
-//! weidoufu (seed 004) as a [`Provider`](super::Provider), over [`WeidoufuClient`].
+//! weidoufu (seed 004) as a [`Provider`], over [`WeidoufuClient`].
 //!
 //! - The wallet is the configured [`PayType`]. For WeChat the order's `openid` is sent as
 //!   `openid`; for Alipay **the order's `openid` field carries the payer's Alipay `buyer_id`**

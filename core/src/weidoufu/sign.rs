@@ -2,7 +2,7 @@
 //!
 //! Seed 004 says only "签名结果(大写)" and links a 签名算法 page we could not read. **Our choice**
 //! (pinned in the issue-8 contract, section B) is the WeChat Pay API v2 rule that weidoufu's field
-//! names follow (https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3):
+//! names follow (<https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3>):
 //!
 //! - every parameter with a non-empty value, except `sign` itself;
 //! - sorted by name in ASCII (byte) order;
