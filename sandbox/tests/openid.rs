@@ -953,3 +953,28 @@ async fn browser_shim_defines_wx_login() {
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn qfpay_with_an_mchid_requires_it_on_both_legs() {
+    let sandbox = Sandbox::start(SandboxConfig::for_tests().qfpay_mchid("MCH42"))
+        .await
+        .unwrap();
+    assert_eq!(sandbox.qfpay().mchid.as_deref(), Some("MCH42"));
+    let redirect = "https://shop.example/getcode";
+    // Without the mchid, or with another one: refused.
+    for mchid in [None, Some("MCH43")] {
+        let r = get(&qfpay_oauth_url(&sandbox, redirect, mchid)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{mchid:?}");
+        assert_eq!(r.json::<Value>().await.unwrap()["respcd"], "1104");
+    }
+    let loc = location(&get(&qfpay_oauth_url(&sandbox, redirect, Some("MCH42"))).await);
+    let code = query_value(&loc, "code").unwrap();
+    let v = qfpay_openid(&sandbox, &[("code", &code)]).await;
+    assert_eq!(v["respcd"], "1104", "{v}");
+    let v = qfpay_openid(&sandbox, &[("code", &code), ("mchid", "MCH43")]).await;
+    assert_eq!(v["respcd"], "1104", "{v}");
+    let v = qfpay_openid(&sandbox, &[("code", &code), ("mchid", "MCH42")]).await;
+    assert_eq!(v["respcd"], "0000", "{v}");
+    assert_eq!(v["openid"], sandbox.default_openid());
+    sandbox.shutdown().await;
+}
