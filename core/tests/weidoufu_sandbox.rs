@@ -1,0 +1,186 @@
+//! `WeidoufuClient` and `WeidoufuProvider` against `wxpay-sandbox`'s weidoufu, a second
+//! implementation of the same wire rules (issue-8 contract B) written independently: WeChat and
+//! Alipay payments and their identical repeats, then the signed callback the sandbox posts once
+//! the payer pays, verified by the provider.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use bytes::Bytes;
+use http::HeaderMap;
+use time::OffsetDateTime;
+use wxpay_core::fields::{Amount, NotifyUrl};
+use wxpay_core::order::{NewOrder, Order};
+use wxpay_core::provider::weidoufu::WeidoufuProvider;
+use wxpay_core::provider::{PaymentParams, PaymentState, Provider, RejectionKind};
+use wxpay_core::weidoufu::{PayType, SecretKey, WeidoufuClient, WeidoufuConfig};
+use wxpay_sandbox::{PayRequest, Sandbox, SandboxConfig};
+
+type Received = Arc<Mutex<Vec<Bytes>>>;
+
+/// The shop's notify route: records each callback body and acknowledges it.
+async fn receiver() -> (Received, String) {
+    let received: Received = Arc::default();
+    let app = Router::new()
+        .route(
+            "/notify",
+            post(|State(received): State<Received>, body: Bytes| async move {
+                received.lock().unwrap().push(body);
+                "SUCCESS"
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (received, format!("http://{addr}/notify"))
+}
+
+fn provider(sandbox: &Sandbox, notify_url: &str, pay_type: PayType) -> WeidoufuProvider {
+    let material = sandbox.weidoufu();
+    let mut config = WeidoufuConfig::new(
+        sandbox.base_url(),
+        material.access_key.clone(),
+        SecretKey::new(material.secret_key.clone()).unwrap(),
+        NotifyUrl::parse_for_local_development(notify_url).unwrap(),
+    );
+    config.pay_type = pay_type;
+    WeidoufuProvider::new(WeidoufuClient::builder(config).build().unwrap())
+}
+
+fn order(out_trade_no: &str, payer: &str) -> Order {
+    let mut new = NewOrder::new(
+        out_trade_no.parse().unwrap(),
+        payer.parse().unwrap(),
+        Amount::from_fen(1234).unwrap(),
+        // 40 characters: cut to 32 before it is sent, which the sandbox requires.
+        "云队长医药连锁管理系统 sandbox order with a long name"
+            .parse()
+            .unwrap(),
+    );
+    new.provider = "weidoufu".into();
+    new.attach = Some("a+b&c=d 中文".parse().unwrap());
+    new.into_order(OffsetDateTime::now_utc())
+}
+
+/// Waits for the callback of `out_trade_no`, then verifies it through `provider`.
+async fn verified_callback(
+    sandbox: &Sandbox,
+    received: &Received,
+    provider: &WeidoufuProvider,
+    out_trade_no: &str,
+) -> wxpay_core::provider::PaymentNotification {
+    sandbox
+        .wait_for_delivery(out_trade_no, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let bodies = received.lock().unwrap().clone();
+    let mut verified = Vec::new();
+    for body in bodies {
+        // The sandbox may also send a probe signed with a random key: it must be refused.
+        match provider.verify_notification(&HeaderMap::new(), &body).await {
+            Ok(notification) if notification.report.out_trade_no == out_trade_no => {
+                verified.push(notification);
+            }
+            Ok(_) => {}
+            Err(rejection) => assert_eq!(rejection.kind, RejectionKind::BadSignature),
+        }
+    }
+    assert!(!verified.is_empty(), "no callback for {out_trade_no}");
+    verified.remove(0)
+}
+
+#[tokio::test]
+async fn wechat_payment_and_callback_through_the_sandbox() {
+    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+    let (received, notify_url) = receiver().await;
+    let provider = provider(&sandbox, &notify_url, PayType::Wechat);
+    let openid = sandbox.default_openid().to_owned();
+    let order = order("WDF20261123000000000001", &openid);
+    assert_eq!(
+        provider.check_order(&NewOrder::new(
+            order.out_trade_no.clone(),
+            order.openid.clone(),
+            order.amount,
+            order.description.clone(),
+        )),
+        Ok(())
+    );
+
+    let first = provider.prepay(&order, None).await.unwrap();
+    let again = provider.prepay(&order, None).await.unwrap();
+    assert_eq!(
+        first.prepay_id, again.prepay_id,
+        "an identical repeat is the same payment"
+    );
+    let params = first.params.wechat().unwrap().clone();
+    assert_eq!(params.package, format!("prepay_id={}", first.prepay_id));
+
+    sandbox
+        .pay(PayRequest {
+            app_id: params.app_id,
+            time_stamp: params.time_stamp,
+            nonce_str: params.nonce_str,
+            package: params.package,
+            sign_type: params.sign_type,
+            pay_sign: params.pay_sign,
+            ..PayRequest::default()
+        })
+        .await
+        .unwrap();
+    let notification =
+        verified_callback(&sandbox, &received, &provider, order.out_trade_no.as_str()).await;
+    let report = &notification.report;
+    assert_eq!(report.state, PaymentState::Paid);
+    assert_eq!(report.amount_total, Some(1234));
+    assert_eq!(report.payer.as_deref(), Some(openid.as_str()));
+    assert_eq!(
+        report.mchid.as_deref(),
+        Some(sandbox.weidoufu().access_key.as_str())
+    );
+    assert!(report.transaction_id.is_some());
+    assert!(report.paid_at.is_some());
+    assert!(notification.event_id.starts_with("weidoufu-"));
+    assert_eq!(notification.details["attach"], "a+b&c=d 中文");
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn alipay_payment_and_callback_through_the_sandbox() {
+    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+    let (received, notify_url) = receiver().await;
+    let provider = provider(&sandbox, &notify_url, PayType::Alipay);
+    let buyer_id = "2088102177846880";
+    let order = order("WDF20261123000000000002", buyer_id);
+
+    let first = provider.prepay(&order, None).await.unwrap();
+    let again = provider.prepay(&order, None).await.unwrap();
+    assert_eq!(first.prepay_id, again.prepay_id);
+    let PaymentParams::Alipay(params) = &first.params else {
+        panic!("Alipay parameters expected: {first:?}");
+    };
+    assert_eq!(params.trade_no, first.prepay_id);
+
+    sandbox
+        .pay(PayRequest {
+            alipay_trade_no: Some(params.trade_no.clone()),
+            ..PayRequest::default()
+        })
+        .await
+        .unwrap();
+    let notification =
+        verified_callback(&sandbox, &received, &provider, order.out_trade_no.as_str()).await;
+    let report = &notification.report;
+    assert_eq!(report.state, PaymentState::Paid);
+    assert_eq!(report.amount_total, Some(1234));
+    assert_eq!(report.payer.as_deref(), Some(buyer_id));
+    assert_eq!(
+        report.transaction_id.as_deref(),
+        Some(params.trade_no.as_str())
+    );
+    sandbox.shutdown().await;
+}
