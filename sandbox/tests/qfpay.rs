@@ -18,6 +18,9 @@ use wxpay_sandbox::{
     DeliveryKind, NotifyFaults, PayRequest, Sandbox, SandboxConfig, SandboxError, SimulatedOutcome,
 };
 
+/// A change to a request: set (`Some`) or remove (`None`) a parameter.
+type Edit<'a> = (&'a str, Option<&'a str>);
+
 const WAIT: Duration = Duration::from_secs(20);
 
 fn md5_upper(bytes: &[u8]) -> String {
@@ -282,7 +285,7 @@ async fn every_invalid_request_is_refused_and_creates_nothing() {
     let base = payment_params(no, "100", Some("http://127.0.0.1:9/notify"));
     let long_no = "N".repeat(129);
     let long_goods = "g".repeat(65);
-    let cases: Vec<(&str, Vec<(&str, Option<&str>)>, &str)> = vec![
+    let cases: Vec<(&str, Vec<Edit<'_>>, &str)> = vec![
         ("no pay_type", vec![("pay_type", None)], "1104"),
         ("other pay_type", vec![("pay_type", Some("800201"))], "1104"),
         ("no sub_openid", vec![("sub_openid", None)], "1104"),
