@@ -75,7 +75,8 @@ impl WxPayConfig {
         let own = match route {
             Route::Notify => self.notify_body_limit,
             Route::Precreate => self.precreate_body_limit,
-            Route::OrderStatus => None,
+            // The openid session body has only the engine's (small) limit; GET routes read none.
+            _ => None,
         };
         own.map_or(engine_limit, |own| own.min(engine_limit))
     }

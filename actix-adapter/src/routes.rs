@@ -10,8 +10,10 @@ use crate::read::read_body;
 
 /// Mounts the engine's routes under its prefix, for [`App::configure`] and
 /// [`Scope::configure`]: `POST {prefix}/precreate`, `POST {prefix}/notify` and
-/// `GET {prefix}/orders/{out_trade_no}` (every method reaches the engine, which answers 405
-/// itself). The [`Engine`] is also added to the app's (or scope's) `app_data`, for the
+/// `GET {prefix}/orders/{out_trade_no}`, and with an openid configuration
+/// `POST {prefix}/openid/session`, `GET {prefix}/openid/authorize`, `/openid/callback` and
+/// `/openid/me` (every method reaches the engine, which answers 405 itself; the query string
+/// is passed on). The [`Engine`] is also added to the app's (or scope's) `app_data`, for the
 /// [`WxPayEngine`](crate::WxPayEngine) and [`WxPayNotification`](crate::WxPayNotification)
 /// extractors.
 ///
@@ -72,14 +74,8 @@ fn register(cfg: &mut web::ServiceConfig, engine: Engine, config: Option<&WxPayC
         WxPayConfig::check_prefix(&prefix),
         "invalid wxpay prefix {prefix:?}: it must be empty, or start with '/' and not end with one"
     );
-    for (path, route) in [
-        (format!("{prefix}/precreate"), Route::Precreate),
-        (format!("{prefix}/notify"), Route::Notify),
-        (
-            format!("{prefix}/orders/{{out_trade_no}}"),
-            Route::OrderStatus,
-        ),
-    ] {
+    for route in engine.routes() {
+        let path = format!("{prefix}{}", route.path_template());
         let handler_engine = engine.clone();
         let handler = move |request: HttpRequest, payload: web::Payload| {
             let engine = handler_engine.clone();
@@ -98,13 +94,12 @@ fn register(cfg: &mut web::ServiceConfig, engine: Engine, config: Option<&WxPayC
 fn engine_path(engine: &Engine, route: Route, request: &HttpRequest) -> String {
     let prefix = engine.prefix();
     match route {
-        Route::Precreate => format!("{prefix}/precreate"),
-        Route::Notify => format!("{prefix}/notify"),
         Route::OrderStatus => {
             // The raw (still percent-encoded) last segment, as the tower layer passes it.
             let number = request.path().rsplit('/').next().unwrap_or_default();
             format!("{prefix}/orders/{number}")
         }
+        _ => format!("{prefix}{}", route.path_template()),
     }
 }
 

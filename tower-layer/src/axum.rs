@@ -53,7 +53,9 @@ use crate::read::{json_error, read_route_body};
 
 /// The engine's routes under its prefix, as a [`Router`] to `merge` (or `nest` with an empty
 /// engine prefix) into your app: `POST {prefix}/precreate`, `POST {prefix}/notify` and
-/// `GET {prefix}/orders/{out_trade_no}`. The routes also carry the engine as an extension.
+/// `GET {prefix}/orders/{out_trade_no}`, plus the `{prefix}/openid/…` routes when the engine
+/// has an openid configuration ([`Engine::routes`]). The routes also carry the engine as an
+/// extension.
 pub fn routes<S>(engine: Engine) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -66,11 +68,12 @@ where
             async move { serve(&engine, request).await }
         }
     };
-    Router::new()
-        .route(&format!("{prefix}/precreate"), any(handler.clone()))
-        .route(&format!("{prefix}/notify"), any(handler.clone()))
-        .route(&format!("{prefix}/orders/{{out_trade_no}}"), any(handler))
-        .layer(axum::Extension(engine))
+    let mut router = Router::new();
+    for route in engine.routes() {
+        let path = format!("{prefix}{}", route.path_template());
+        router = router.route(&path, any(handler.clone()));
+    }
+    router.layer(axum::Extension(engine))
 }
 
 /// Answers one request with the engine (404 JSON if it is not one of the engine's routes).

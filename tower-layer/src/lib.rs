@@ -5,7 +5,9 @@
 //! your service in a [`WxPay`] service that
 //!
 //! - answers the engine's routes under its prefix (default `/wxpay`):
-//!   `POST {prefix}/precreate`, `POST {prefix}/notify` and `GET {prefix}/orders/{out_trade_no}`;
+//!   `POST {prefix}/precreate`, `POST {prefix}/notify` and `GET {prefix}/orders/{out_trade_no}`,
+//!   and with an openid configuration `POST {prefix}/openid/session` and
+//!   `GET {prefix}/openid/{authorize,callback,me}`;
 //! - reads the body of those requests itself, bounded by the engine's limit for the route
 //!   (a `Content-Length` over the limit gets `413` before a byte is read);
 //! - passes **every other request** to your service untouched: method, URI, headers and the

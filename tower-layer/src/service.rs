@@ -17,8 +17,9 @@ use crate::read::read_route_body;
 /// A service answering the engine's routes and passing every other request to `S`.
 ///
 /// - `POST {prefix}/precreate`, `POST {prefix}/notify`, `GET {prefix}/orders/{out_trade_no}`
-///   (as [`Engine::route`] decides) are read with the route's body limit and handled by the
-///   [`Engine`]; the inner service never sees them.
+///   and, with an openid configuration, the `{prefix}/openid/…` routes (as [`Engine::route`]
+///   decides) are read with the route's body limit and handled by the [`Engine`], URI and
+///   query string included; the inner service never sees them.
 /// - Every other request goes to `S` as it came (method, URI, headers, extensions, streaming
 ///   body), with a clone of the [`Engine`] added to its extensions; `S`'s response body is
 ///   streamed back untouched.

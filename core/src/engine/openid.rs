@@ -151,6 +151,8 @@ impl OpenidConfig {
     /// The shop's public base URL as the browser sees it (`WXPAY_PUBLIC_URL`, e.g.
     /// `https://shop.example.com`): the OAuth `redirect_uri` is
     /// `{public_base_url}{prefix}/openid/callback`, and cookies are `Secure` when it is https.
+    /// Include any path the routes are mounted under (an actix-web scope, an axum `nest`):
+    /// `https://shop.example.com/api` for routes at `/api{prefix}/…`.
     #[must_use]
     pub fn public_base_url(mut self, url: impl Into<String>) -> Self {
         self.public_base_url = Some(url.into());
