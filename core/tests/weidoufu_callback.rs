@@ -260,7 +260,12 @@ async fn callbacks_through_the_provider() {
     assert_eq!(report.out_trade_no, "20261123191100AbCdEf1234");
     assert_eq!(
         report.transaction_id.as_deref(),
-        Some("4200001234202611238888888888")
+        Some("202105135513716648486662"),
+        "weidoufu's own number for the payment"
+    );
+    assert_eq!(
+        first.details["trade_no"], "4200001234202611238888888888",
+        "the wallet's number stays in the details"
     );
     assert_eq!(report.amount_total, Some(83601));
     assert_eq!(report.mchid.as_deref(), Some(ACCESS_KEY));

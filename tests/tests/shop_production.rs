@@ -811,6 +811,56 @@ async fn openid_flows(shop_name: &str, kind: Kind) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// weidoufu's Alipay path (`WXPAY_WEIDOUFU_PAY_TYPE=alipay`, an Alipay mini program): the
+/// precreate body's payer is the Alipay `buyer_id`, the answer Alipay's `tradeNO`, and the
+/// signed callback marks the order paid.
+async fn weidoufu_alipay(shop_name: &str) {
+    let binary = example_binary(shop_name);
+    let sandbox = Kind::Weidoufu.sandbox(SandboxConfig::for_tests()).await;
+    let dir = scratch_dir(&format!("{shop_name}-weidoufu-alipay"));
+    let port = free_port();
+    let env = with(
+        &Kind::Weidoufu.env(&sandbox, &dir, port),
+        "WXPAY_WEIDOUFU_PAY_TYPE",
+        "alipay",
+    );
+    let mut shop = Running::start(&binary, &dir, &env);
+    let base = format!("http://127.0.0.1:{port}");
+    shop.wait_healthy(&base, Duration::from_secs(60)).await;
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{base}/wxpay/precreate"))
+        .json(&json!({"openid": "2088102177846880", "product_id": "green-tea"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reply: Value = response.json().await.unwrap();
+    let trade_no = reply["tradeNO"]
+        .as_str()
+        .expect("Alipay's tradeNO")
+        .to_owned();
+    assert!(reply["paySign"].is_null(), "no WeChat parameters: {reply}");
+    let no = reply["out_trade_no"].as_str().unwrap().to_owned();
+    let outcome = sandbox
+        .pay(PayRequest {
+            alipay_trade_no: Some(trade_no),
+            ..PayRequest::default()
+        })
+        .await
+        .unwrap();
+    sandbox.wait_for_delivery(&no, WAIT).await.unwrap();
+    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    assert_eq!(status["status"], "PAID", "{status}");
+    assert_eq!(
+        status["transaction_id"].as_str(),
+        outcome.transaction_id.as_deref()
+    );
+    drop(shop);
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn without(env: &[(&'static str, String)], key: &str) -> Vec<(&'static str, String)> {
     env.iter().filter(|(k, _)| *k != key).cloned().collect()
 }
@@ -989,6 +1039,11 @@ macro_rules! shop_suite {
                 qfpay => Qfpay,
                 weidoufu => Weidoufu,
             );
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn weidoufu_alipay() {
+                crate::weidoufu_alipay(stringify!($shop)).await;
+            }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn openid_v3() {

@@ -7,6 +7,10 @@
 //! - The merchant identity is the `access_key`, standing in for the merchant id: it is stored
 //!   with each order and reported back from every callback (which [`verify_callback`] already
 //!   requires to match).
+//! - An order's `transaction_id` is weidoufu's `mch_trade_no`, the number weidoufu knows the
+//!   payment by (as QFPay's `syssn` and the gateway's `trade_id` are for those upstreams); the
+//!   wallet's own number (`trade_no`: WeChat's transaction id or Alipay's trade number) stays in
+//!   the notification's details.
 //! - weidoufu documents the payment and its callback only, so [`Provider::query`] and
 //!   [`Provider::close`] answer a [`ProviderErrorKind::Local`] error (`UNSUPPORTED`), as for the
 //!   seed-001 gateway: orders settle through the callback, which weidoufu repeats until it is
@@ -227,7 +231,7 @@ impl Provider for WeidoufuProvider {
         let report = PaymentReport {
             out_trade_no: callback.out_order_no.clone(),
             state,
-            transaction_id: callback.trade_no.clone(),
+            transaction_id: Some(callback.mch_trade_no.clone()),
             amount_total: Some(callback.total_fee),
             currency: None,
             appid: None,
