@@ -61,6 +61,19 @@ impl RetrySchedule {
         }
     }
 
+    /// QFPay's documented notification schedule: 2m, 10m, 10m, 60m, 2h, 6h, 15h after the
+    /// first attempt (8 attempts in all; QFPay "Asynchronous Notifications",
+    /// <https://sdk.qfapi.com/docs/common-api/async-notifications>). The sandbox uses the
+    /// configured schedule for every upstream; pass this one to emulate QFPay's timing.
+    pub fn qfpay() -> Self {
+        const M: u64 = 60;
+        const H: u64 = 3600;
+        let secs = [2 * M, 10 * M, 10 * M, 60 * M, 2 * H, 6 * H, 15 * H];
+        Self {
+            delays: secs.iter().map(|s| Duration::from_secs(*s)).collect(),
+        }
+    }
+
     /// A schedule with the given delays.
     pub fn new(delays: Vec<Duration>) -> Self {
         Self { delays }
@@ -117,9 +130,10 @@ pub struct NotifyFaults {
     /// Extra deliveries sent at the same moment as the first real attempt.
     pub concurrent_duplicates: u32,
     /// Send a probe first whose `Wechatpay-Signature` starts `WECHATPAY/SIGNTEST/` (it must be
-    /// rejected by the receiver; its answer does not count). For API v2 and the gateway, whose
-    /// signature is in the body, the probe is a forged copy of the notification whose `sign` is
-    /// wrong (the "forged callback" fault). Logged as [`DeliveryKind::Probe`](crate::DeliveryKind).
+    /// rejected by the receiver; its answer does not count). For API v2, the gateway and
+    /// weidoufu, whose signature is in the body, the probe is a forged copy of the notification
+    /// whose `sign` is wrong (the "forged callback" fault); for QFPay, the notification with a
+    /// wrong `X-QF-SIGN`. Logged as [`DeliveryKind::Probe`](crate::DeliveryKind).
     pub signtest_probe: bool,
     /// Wait this long after the payment before the first delivery.
     pub delay: Duration,
@@ -361,5 +375,9 @@ mod tests {
             RetrySchedule::wechat().scaled_down(0),
             RetrySchedule::wechat()
         );
+        let qfpay = RetrySchedule::qfpay();
+        assert_eq!(qfpay.delays().len(), 7);
+        assert_eq!(qfpay.delays()[0], Duration::from_secs(120));
+        assert_eq!(qfpay.delays()[6], Duration::from_secs(15 * 3600));
     }
 }

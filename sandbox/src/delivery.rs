@@ -25,7 +25,9 @@ pub enum DeliveryKind {
     Real,
     /// An injected duplicate of the notification (sequential or concurrent).
     Duplicate,
-    /// A `WECHATPAY/SIGNTEST/` probe with a deliberately invalid signature.
+    /// A probe with a deliberately invalid signature: API v3 `WECHATPAY/SIGNTEST/`; QFPay a
+    /// wrong `X-QF-SIGN`; API v2, the gateway and weidoufu a copy of the body with a wrong
+    /// `sign`.
     Probe,
 }
 
@@ -33,10 +35,11 @@ pub enum DeliveryKind {
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
 pub struct DeliveryRecord {
-    /// The notification id (API v3: the `id` field of the notification body; API v2 and the
-    /// gateway, whose notifications carry none: a sandbox-generated UUID).
+    /// The notification id (API v3: the `id` field of the notification body; API v2, the
+    /// gateway, QFPay and weidoufu, whose notifications carry none: a sandbox-generated UUID).
     pub notification_id: String,
-    /// The order the notification is about (for the gateway: the shop's `biz_order_id`).
+    /// The order the notification is about, as the shop numbers it (`out_trade_no`; for the
+    /// gateway its `biz_order_id`, for weidoufu its `out_order_no`).
     pub out_trade_no: String,
     /// Real attempt, duplicate or probe.
     pub kind: DeliveryKind,
@@ -57,7 +60,8 @@ pub struct DeliveryRecord {
     /// The start of the receiver's answer (at most 512 bytes, lossy UTF-8).
     pub response_body: String,
     /// Whether this attempt counts as acknowledged (API v3: a 2xx status; API v2: 200 with XML
-    /// `return_code` `SUCCESS`; the gateway: see `gateway::CALLBACK_RECEIVED`).
+    /// `return_code` `SUCCESS`; the gateway: see `gateway::CALLBACK_RECEIVED`; QFPay and
+    /// weidoufu: 200 with the body `SUCCESS`, surrounding whitespace ignored).
     pub acknowledged: bool,
     /// For real attempts: whether no further real attempt follows (acknowledged, or the
     /// schedule is exhausted).
@@ -132,7 +136,8 @@ pub(crate) struct Notification {
     pub(crate) url: String,
     pub(crate) content_type: &'static str,
     pub(crate) body: Bytes,
-    /// For protocols signed in the body (API v2, the gateway): the forged copy a probe sends.
+    /// For protocols signed in the body (API v2, the gateway, weidoufu): the forged copy a
+    /// probe sends.
     pub(crate) probe_body: Option<Bytes>,
     pub(crate) sign: Arc<SignFn>,
     pub(crate) ack: AckFn,

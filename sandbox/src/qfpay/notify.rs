@@ -3,7 +3,7 @@
 //! `X-QF-SIGN` = upper-case hex MD5 of the raw body followed by the `client_key`. Only
 //! successful payments are notified; the merchant acknowledges with HTTP 200 and the body
 //! `SUCCESS`, anything else is retried (QFPay: after 2m, 10m, 10m, 60m, 2h, 6h, 15h; the sandbox
-//! uses its configured retry schedule).
+//! uses its configured retry schedule, [`crate::RetrySchedule::qfpay`] for QFPay's).
 
 use std::sync::Arc;
 
