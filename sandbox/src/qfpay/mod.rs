@@ -79,12 +79,15 @@ pub const RESPCD_WECHAT_ERROR: &str = "1147";
 pub const RESPCD_ORDER_PAID: &str = "1260";
 /// "Transaction serial number repeats": the same `out_trade_no` with other parameters.
 pub const RESPCD_ORDER_NUMBER_REUSED: &str = "2011";
+/// "The transaction failed. Please try again later": the sandbox could not make the payment
+/// (its random number source failed); nothing was stored.
+pub const RESPCD_TRY_AGAIN: &str = "1205";
 
 /// The only `pay_type` emulated: WeChat JSAPI (公众号支付).
 pub const PAY_TYPE_WECHAT_JSAPI: &str = "800207";
 
 /// The WeChat merchant id the emulated QFPay collects payments on (sandbox choice).
-pub(crate) const QFPAY_WECHAT_MCHID: &str = "1900000207";
+pub const QFPAY_WECHAT_MCHID: &str = "1900000207";
 
 /// The shop's credentials at the emulated QFPay.
 #[derive(Clone, PartialEq, Eq)]

@@ -126,7 +126,7 @@ fn pay_params(shared: &Shared, prepay_id: &str) -> Result<Value, crypto::CryptoE
 /// The success reply for `order`'s current prepay.
 fn answer(shared: &Shared, order: &Order, trade: &QfpayTrade) -> Response {
     let Ok(params) = pay_params(shared, &order.prepay_id) else {
-        return refuse(super::RESPCD_PARAMETER_ERROR, "system error");
+        return refuse(super::RESPCD_TRY_AGAIN, "system error, try again");
     };
     reply(&json!({
         "respcd": RESPCD_SUCCESS,
@@ -198,7 +198,7 @@ pub(super) async fn payment(
         Some((Protocol::Qfpay(trade), state)) => ((**trade).clone(), state),
         _ => {
             let Ok(syssn) = new_syssn() else {
-                return refuse(RESPCD_PARAMETER_ERROR, "system error");
+                return refuse(super::RESPCD_TRY_AGAIN, "system error, try again");
             };
             let trade = QfpayTrade {
                 out_trade_no: p.out_trade_no.clone(),
@@ -214,7 +214,7 @@ pub(super) async fn payment(
         }
     };
     let Ok(prepay_id) = v2::new_prepay_id() else {
-        return refuse(RESPCD_PARAMETER_ERROR, "system error");
+        return refuse(super::RESPCD_TRY_AGAIN, "system error, try again");
     };
     let own_no = format!("QF{}", trade.syssn);
     let order = Order {

@@ -21,9 +21,12 @@
 //!   a paid order gets `订单已支付`.
 //! - `openid`/`buyer_id` may be up to 64 characters (the seed says `string(32)`; real openids
 //!   are 28, the sandbox accepts the longer ones other upstreams allow).
-//! - After payment the shop's `notify_url` gets a signed form callback ([`callback`]); it
-//!   acknowledges with HTTP 200 and the body `SUCCESS`, anything else is retried on the
-//!   sandbox's retry schedule.
+//! - After payment the shop's `notify_url` gets a signed form callback: `access_key`,
+//!   `out_order_no`, `mch_trade_no`, `trade_no` (WeChat's transaction id or the Alipay trade
+//!   number), `pay_type`, `total_fee`, `openid` or `buyer_id`, `attach` (if any),
+//!   `trade_status` `SUCCESS`, `pay_time` (`YYYY-MM-DD hh:mm:ss`, +08:00), `nonce_str`,
+//!   `sign`. The shop acknowledges with HTTP 200 and the body `SUCCESS`; anything else is
+//!   retried on the sandbox's retry schedule.
 
 mod callback;
 mod miniapp;
@@ -41,7 +44,7 @@ use crate::state::Shared;
 use crate::v2::{self, SignType};
 
 /// The WeChat merchant id the emulated weidoufu collects payments on (sandbox choice).
-pub(crate) const WEIDOUFU_WECHAT_MCHID: &str = "1900000404";
+pub const WEIDOUFU_WECHAT_MCHID: &str = "1900000404";
 
 /// The shop's application keys at the emulated weidoufu.
 #[derive(Clone, PartialEq, Eq)]
