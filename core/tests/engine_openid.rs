@@ -2,6 +2,7 @@
 //! WeChat and QFPay identity endpoints.
 #![allow(clippy::unwrap_used)]
 
+mod openid_support;
 mod support;
 
 use std::sync::Arc;
@@ -9,170 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use openid_support::*;
 use serde_json::json;
-use support::{Harness, Reply, call};
+use support::{Harness, call};
 use wxpay_core::clock::{Clock as _, ManualClock};
-use wxpay_core::engine::{Engine, EngineError, OpenidConfig, OpenidMode, Route};
+use wxpay_core::engine::{EngineError, OpenidConfig, OpenidMode, Route};
 use wxpay_core::fields::OpenId;
-use wxpay_core::openid::{
-    AppSecret, MiniProgramLogin, OfficialAccountOAuth, OpenidToken, OpenidTokenKey, QfpayOAuth,
-};
-use wxpay_core::qfpay::{ClientKey, QfpayClient, QfpayConfig};
+use wxpay_core::openid::{OpenidToken, OpenidTokenKey};
 use wxpay_sandbox::SimulatedOutcome;
-
-const KEY: &[u8] = b"engine-openid-test-key-of-at-least-32-bytes";
-const SHOP: &str = "https://shop.example";
-
-fn key() -> OpenidTokenKey {
-    OpenidTokenKey::new(KEY.to_vec()).unwrap()
-}
-
-fn secret(h: &Harness) -> AppSecret {
-    AppSecret::new(h.sandbox.app_secret()).unwrap()
-}
-
-fn mini_program(h: &Harness) -> Arc<MiniProgramLogin> {
-    Arc::new(
-        MiniProgramLogin::new(&h.sandbox.merchant().appid, secret(h))
-            .unwrap()
-            .with_api_base(h.sandbox.base_url())
-            .unwrap(),
-    )
-}
-
-fn official_account(h: &Harness) -> Arc<OfficialAccountOAuth> {
-    Arc::new(
-        OfficialAccountOAuth::new(&h.sandbox.merchant().appid, secret(h))
-            .unwrap()
-            .with_api_base(h.sandbox.base_url())
-            .unwrap()
-            .with_open_base(h.sandbox.base_url())
-            .unwrap(),
-    )
-}
-
-fn qfpay_oauth(h: &Harness) -> Arc<QfpayOAuth> {
-    let material = h.sandbox.qfpay();
-    let mut config = QfpayConfig::new(
-        h.sandbox.base_url(),
-        &material.app_code,
-        ClientKey::new(&material.client_key).unwrap(),
-    );
-    config.mchid = material.mchid.clone();
-    Arc::new(QfpayOAuth::new(
-        QfpayClient::builder(config).build().unwrap(),
-    ))
-}
-
-/// Both flows, at the sandbox, in `mode`.
-fn full_config(h: &Harness, mode: OpenidMode) -> OpenidConfig {
-    OpenidConfig::new(key())
-        .mini_program(mini_program(h))
-        .oauth(official_account(h))
-        .public_base_url(SHOP)
-        .mode(mode)
-}
-
-fn engine_with(h: &Harness, config: OpenidConfig) -> Engine {
-    h.engine_builder().openid(config).build().unwrap()
-}
-
-fn set_cookies(reply: &Reply) -> Vec<String> {
-    reply
-        .headers
-        .get_all(http::header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The value `name` is set to by the reply's `Set-Cookie` headers, if any.
-fn cookie(reply: &Reply, name: &str) -> Option<String> {
-    set_cookies(reply).iter().find_map(|line| {
-        let (pair, _) = line.split_once(';').unwrap_or((line, ""));
-        let (key, value) = pair.split_once('=')?;
-        (key == name).then(|| value.to_owned())
-    })
-}
-
-fn location(reply: &Reply) -> String {
-    assert_eq!(
-        reply.status,
-        StatusCode::FOUND,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.headers[http::header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn get(engine: &Engine, path: &str, headers: &[(&str, &str)]) -> Reply {
-    call(engine, Method::GET, path, headers, Bytes::new()).await
-}
-
-async fn session(engine: &Engine, code: &str) -> Reply {
-    call(
-        engine,
-        Method::POST,
-        "/wxpay/openid/session",
-        &[("content-type", "application/json")],
-        serde_json::to_vec(&json!({ "code": code })).unwrap(),
-    )
-    .await
-}
-
-async fn precreate(engine: &Engine, body: serde_json::Value, headers: &[(&str, &str)]) -> Reply {
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    call(
-        engine,
-        Method::POST,
-        "/wxpay/precreate",
-        &all,
-        serde_json::to_vec(&body).unwrap(),
-    )
-    .await
-}
-
-/// A token for `openid` (the sandbox's default payer when `None`) through the mini program flow.
-async fn token_for(h: &Harness, engine: &Engine, openid: Option<&str>) -> String {
-    let code = h.sandbox.wx_login(openid).unwrap();
-    let reply = session(engine, &code).await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.json()["openid_token"].as_str().unwrap().to_owned()
-}
-
-/// What the payer's browser does with the upstream's authorize URL: one GET, not following the
-/// redirect; returns where the upstream sends it back.
-async fn upstream_redirect(authorize_url: &str, sandbox_openid: Option<&str>) -> String {
-    let mut url = reqwest::Url::parse(authorize_url).unwrap();
-    url.set_fragment(None);
-    if let Some(openid) = sandbox_openid {
-        url.query_pairs_mut().append_pair("sandbox_openid", openid);
-    }
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let response = client.get(url).send().await.unwrap();
-    assert_eq!(
-        response.status(),
-        reqwest::StatusCode::FOUND,
-        "{:?}",
-        response.text().await
-    );
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
-
-/// The shop path (and query) of a URL under [`SHOP`].
-fn shop_path(url: &str) -> String {
-    url.strip_prefix(SHOP)
-        .unwrap_or_else(|| panic!("{url} is not under {SHOP}"))
-        .to_owned()
-}
-
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,11 +240,25 @@ async fn a_used_or_unknown_code_is_refused_without_a_cookie() {
         &engine,
         Method::POST,
         "/wxpay/openid/session",
-        &[],
+        &[("content-type", "application/json")],
         "not json",
     )
     .await
     .assert_error(StatusCode::BAD_REQUEST, "INVALID_JSON");
+    // A cross-site form cannot post JSON: other types are refused before the upstream.
+    let code = h.sandbox.wx_login(None).unwrap();
+    let form = call(
+        &engine,
+        Method::POST,
+        "/wxpay/openid/session",
+        &[("content-type", "text/plain")],
+        serde_json::to_vec(&json!({ "code": code })).unwrap(),
+    )
+    .await;
+    form.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE");
+    assert!(set_cookies(&form).is_empty());
+    // The code was not spent.
+    assert_eq!(session(&engine, &code).await.status, StatusCode::OK);
     call(
         &engine,
         Method::GET,

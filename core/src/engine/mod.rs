@@ -438,7 +438,8 @@ impl Engine {
                 let query = request.uri().query();
                 match (route, &self.inner.openid) {
                     (Route::OpenidSession, Some(openid)) => {
-                        openid::session(&self.inner, openid, request.body()).await
+                        openid::session(&self.inner, openid, request.headers(), request.body())
+                            .await
                     }
                     (Route::OpenidAuthorize, Some(openid)) => {
                         openid::authorize(&self.inner, openid, query)

@@ -23,6 +23,9 @@
 //!   the most explicit place wins. In [`OpenidMode::Body`] an invalid token next to a body
 //!   `openid` is ignored (a stale cookie must not break the seeds' clients); with no body
 //!   `openid` it is a 401, so that the client knows to sign in again.
+//! - `POST /openid/session` takes only `Content-Type: application/json` (415 otherwise): a
+//!   cross-site HTML form cannot send that type, so another site cannot sign a visitor in
+//!   as someone else.
 //! - `GET /openid/me` answers `expires_at` in RFC 3339.
 
 use std::fmt;
@@ -512,11 +515,24 @@ struct SessionReply<'a> {
 pub(super) async fn session(
     inner: &Inner,
     settings: &OpenidSettings,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Response<Bytes> {
     let Some(resolver) = &settings.mini_program else {
         return not_configured("mini program");
     };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return reply::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the code as Content-Type: application/json",
+        );
+    }
     let code = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(fields)) => match fields.get("code") {
             Some(Value::String(code)) => code.clone(),
