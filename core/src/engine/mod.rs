@@ -1,4 +1,6 @@
-//! The engine: precreate, notify, order status and reconciliation, over `http` types.
+//! The engine: precreate, notify, order status and reconciliation, over `http` types; with an
+//! [`OpenidConfig`], the openid routes too (`{prefix}/openid/session`, `/authorize`, `/callback`,
+//! `/me`) and precreates bound to a signed openid token.
 //!
 //! The engine knows no web framework. Adapters (`wxpay-tower`, `wxpay-actix`) ask
 //! [`Engine::route`] whether a request is theirs, read its body within
