@@ -44,6 +44,7 @@ pub use events::{BackgroundTasks, HookError, PaidHook};
 pub use openid::{
     DEFAULT_TOKEN_TTL, MAX_RETURN_TO_BYTES, MAX_TOKEN_TTL, OpenidConfig, OpenidMode,
     SESSION_BODY_LIMIT, STATE_COOKIE, STATE_TTL, TOKEN_BODY_FIELD, TOKEN_COOKIE, TOKEN_HEADER,
+    UnknownOpenidMode,
 };
 pub use reconcile::ReconcileReport;
 pub use reply::ErrorBody;

@@ -82,6 +82,25 @@ pub enum OpenidMode {
     TokenRequired,
 }
 
+/// A `WXPAY_OPENID_MODE` that is neither `body` nor `token`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown openid mode {0:?}: use \"body\" or \"token\"")]
+pub struct UnknownOpenidMode(pub String);
+
+impl std::str::FromStr for OpenidMode {
+    type Err = UnknownOpenidMode;
+
+    /// `body` → [`OpenidMode::Body`], `token` → [`OpenidMode::TokenRequired`] (the values of
+    /// `WXPAY_OPENID_MODE`), ignoring case and surrounding blanks.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "body" => Ok(OpenidMode::Body),
+            "token" => Ok(OpenidMode::TokenRequired),
+            _ => Err(UnknownOpenidMode(text.to_owned())),
+        }
+    }
+}
+
 /// The openid routes' configuration, for [`super::EngineBuilder::openid`].
 ///
 /// ```
@@ -754,6 +773,13 @@ mod tests {
             "/{}",
             "a".repeat(MAX_RETURN_TO_BYTES)
         )));
+    }
+
+    #[test]
+    fn the_mode_reads_the_environment_values() {
+        assert_eq!(" Body ".parse(), Ok(OpenidMode::Body));
+        assert_eq!("token".parse(), Ok(OpenidMode::TokenRequired));
+        assert!("strict".parse::<OpenidMode>().is_err());
     }
 
     #[test]
