@@ -449,9 +449,12 @@ async fn query_reports_the_payment() {
         *mock.query_data.lock().unwrap() = json!([entry]);
         assert_eq!(provider.query(&order()).await.unwrap().state, state);
     }
+    // No entry: QFPay never recorded the payment request, so it is not paid (and reconcile
+    // may close the order once its parameters expire).
     *mock.query_data.lock().unwrap() = json!([]);
-    let error = provider.query(&order()).await.unwrap_err();
-    assert_eq!(error.kind, ProviderErrorKind::Rejected);
+    let report = provider.query(&order()).await.unwrap();
+    assert_eq!(report.state, PaymentState::NotPaid);
+    assert!(report.transaction_id.is_none());
 }
 
 #[tokio::test]

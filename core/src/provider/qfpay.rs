@@ -9,7 +9,13 @@
 //!   every notification and every enquiry entry (`chnlsn` is optional in both), so a payment
 //!   reported by a notification and by a query carries the same id, and it is the number
 //!   QFPay's refund API takes. `chnlsn` stays in the notification's details.
-//! - **`paid_at`** is `paydtm` (else `sysdtm`) read at the configured offset.
+//! - **`paid_at`** is `paydtm` read at the configured offset; without it the engine records the
+//!   time it learnt of the payment (`sysdtm` is when QFPay created the order, not when it was
+//!   paid).
+//! - **An enquiry with no entry** for the order means QFPay never recorded the payment request
+//!   (the precreate failed before reaching it): the order is reported not paid, so that
+//!   reconciliation closes it once its parameters expire, and a close answered "transaction does
+//!   not exist" (`1136`) has nothing left to do.
 //! - **Event id** of a notification: `qfpay-{syssn}` for a payment (QFPay repeats the same
 //!   `syssn` on every retry); other kinds get their type and code in the id, so they can never
 //!   shadow the payment's.
@@ -55,10 +61,10 @@ pub const QFPAY_FAIL_BODY: &str = "FAIL";
 /// The prefix of QFPay event ids in the engine's inbox.
 pub const EVENT_ID_PREFIX: &str = "qfpay-";
 
-/// `respcd` of a close answered for an order that is already closed or cancelled (QFPay's
-/// status code table: `1142` order already closed, `1263` cancelled, `1264` closed): the close
-/// has nothing left to do.
-const ALREADY_CLOSED: [&str; 3] = ["1142", "1263", "1264"];
+/// `respcd` of a close answered for an order that is already closed or cancelled, or that QFPay
+/// never recorded (QFPay's status code table: `1142` order already closed, `1263` cancelled,
+/// `1264` closed, `1136` transaction does not exist): the close has nothing left to do.
+const ALREADY_CLOSED: [&str; 4] = ["1142", "1263", "1264", "1136"];
 
 /// QFPay.
 #[derive(Debug, Clone)]
@@ -104,12 +110,7 @@ impl QfpayProvider {
             appid: None,
             mchid: None,
             payer: None,
-            paid_at: self.parse_time(
-                transaction
-                    .paydtm
-                    .as_deref()
-                    .or(transaction.sysdtm.as_deref()),
-            ),
+            paid_at: self.parse_time(transaction.paydtm.as_deref()),
         }
     }
 }
@@ -162,7 +163,12 @@ fn provider_error(error: &QfpayError) -> ProviderError {
             };
             (kind, Some(respcd.clone()), message.clone())
         }
-        QfpayError::Http(status) if status.is_server_error() => {
+        // 408 and 429 are "later", not "no".
+        QfpayError::Http(status)
+            if status.is_server_error()
+                || *status == StatusCode::REQUEST_TIMEOUT
+                || *status == StatusCode::TOO_MANY_REQUESTS =>
+        {
             (ProviderErrorKind::Unavailable, None, error.to_string())
         }
         QfpayError::Http(_) => (ProviderErrorKind::Rejected, None, error.to_string()),
@@ -301,12 +307,7 @@ impl Provider for QfpayProvider {
             appid: None,
             mchid: notification.mchid.clone(),
             payer: None,
-            paid_at: self.parse_time(
-                notification
-                    .paydtm
-                    .as_deref()
-                    .or(notification.sysdtm.as_deref()),
-            ),
+            paid_at: self.parse_time(notification.paydtm.as_deref()),
         };
         Ok(PaymentNotification {
             event_id,
@@ -330,16 +331,23 @@ impl Provider for QfpayProvider {
             .query_since(out_trade_no, Some(order.created_at))
             .await
             .map_err(|e| provider_error(&e))?;
-        let payment = transactions
+        match transactions
             .iter()
             .find(|t| t.is_payment() && t.out_trade_no == out_trade_no)
-            .ok_or_else(|| ProviderError {
-                kind: ProviderErrorKind::Rejected,
-                upstream_code: None,
-                message: format!("QFPay has no payment with out_trade_no {out_trade_no}"),
-                may_have_taken_effect: false,
-            })?;
-        Ok(self.report(payment))
+        {
+            Some(payment) => Ok(self.report(payment)),
+            None => Ok(PaymentReport {
+                out_trade_no: out_trade_no.to_owned(),
+                state: PaymentState::NotPaid,
+                transaction_id: None,
+                amount_total: None,
+                currency: None,
+                appid: None,
+                mchid: None,
+                payer: None,
+                paid_at: None,
+            }),
+        }
     }
 
     async fn close(&self, order: &Order) -> Result<(), ProviderError> {

@@ -168,6 +168,16 @@ impl Provider for WeidoufuProvider {
                 ),
             ));
         }
+        // The sign rule joins raw values with `&` and `=`: a value holding them makes the
+        // signed text ambiguous, and `attach` comes back in the callback.
+        if let Some(attach) = &order.attach
+            && attach.as_str().contains(['&', '='])
+        {
+            return Err(FieldError::new(
+                "attach",
+                "weidoufu signs raw `k=v&…` text: attach must not contain '&' or '='",
+            ));
+        }
         Ok(())
     }
 

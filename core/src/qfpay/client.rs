@@ -801,7 +801,9 @@ fn transport_error(error: transport::TransportError) -> QfpayError {
             source,
             request_may_have_been_sent,
         } => QfpayError::Transport {
-            source,
+            // The URL of get_weixin_openid carries the payer's one-time code: keep it out of
+            // every message.
+            source: source.without_url(),
             request_may_have_been_sent,
         },
         transport::TransportError::TooLarge(limit) => QfpayError::ResponseTooLarge(limit),
