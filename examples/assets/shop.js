@@ -162,6 +162,12 @@
           throw new Error(msg);
         }
         var order = r.data;
+        if (order.tradeNO) {
+          // weidoufu with WXPAY_WEIDOUFU_PAY_TYPE=alipay: an Alipay mini program pays this
+          // with my.tradePay({tradeNO}); a web page cannot.
+          throw new Error("Order " + order.out_trade_no + " is an Alipay trade (" + order.tradeNO +
+            "): pay it with my.tradePay in the Alipay mini program.");
+        }
         setStatus("Confirm the payment in WeChat Pay…");
         return bridgeReady().then(function (bridge) {
           return new Promise(function (resolve, reject) {

@@ -74,12 +74,14 @@
 //! |---|---|---|
 //! | `WXPAY_OPENID_MODE` | `token`: precreate requires the openid the server resolved (cookie or token); `body`: the page sends the openid | `token` in sandbox mode, `body` in production |
 //! | `WXPAY_APP_SECRET` | the AppSecret of `WXPAY_APPID` (jscode2session, OAuth2 `snsapi_base`) | — (QFPay uses its own flow) |
-//! | `WXPAY_OPENID_TOKEN_KEY` | the server key that signs openid tokens, ≥ 32 bytes | required with `token` in production |
-//! | `WXPAY_PUBLIC_URL` | the shop's public base URL (OAuth2 `redirect_uri`) | required with `token` in production |
+//! | `WXPAY_OPENID_TOKEN_KEY` | the server key that signs openid tokens, ≥ 32 bytes, the same on every instance; enables the openid routes in production | required with `token` in production |
+//! | `WXPAY_PUBLIC_URL` | the shop's public base URL (OAuth2 `redirect_uri`) | required with `WXPAY_OPENID_TOKEN_KEY` in production |
 //! | `WXPAY_WECHAT_API_URL` / `WXPAY_WECHAT_OPEN_URL` | WeChat's API / OAuth hosts | `https://api.weixin.qq.com` / `https://open.weixin.qq.com` |
 //!
-//! The openid routes exist when a resolver is configured: QFPay's flow with `qfpay`, WeChat's
-//! with `WXPAY_APPID` + `WXPAY_APP_SECRET` for the other providers; in sandbox mode always.
+//! The openid routes exist in sandbox mode always, and in production when
+//! `WXPAY_OPENID_TOKEN_KEY` is set (then `WXPAY_PUBLIC_URL` is required, and a resolver: QFPay's
+//! flow with `qfpay`, WeChat's with `WXPAY_APPID` + `WXPAY_APP_SECRET`). Without them the page
+//! sends the openid of its `?openid=` query.
 //!
 //! Secrets (`WXPAY_APIV3_KEY`, `WXPAY_API_KEY`, `WXPAY_GATEWAY_APP_KEY`, `WXPAY_QFPAY_CLIENT_KEY`,
 //! `WXPAY_WEIDOUFU_SECRET_KEY`, `WXPAY_APP_SECRET`, `WXPAY_OPENID_TOKEN_KEY`, key files) are never
@@ -408,14 +410,12 @@ impl ShopConfig {
             }
         };
         let openid = openid_settings(&get, false)?;
-        if openid.mode == OpenidMode::TokenRequired
-            && openid.wechat.is_none()
-            && provider != ProviderKind::Qfpay
+        if openid.token_key.is_some() && openid.wechat.is_none() && provider != ProviderKind::Qfpay
         {
             return Err(ConfigError::new(
                 "WXPAY_APP_SECRET",
-                "WXPAY_OPENID_MODE=token needs a way to resolve openids: set WXPAY_APPID and \
-                 WXPAY_APP_SECRET (WeChat jscode2session / OAuth2)",
+                "the openid routes (WXPAY_OPENID_TOKEN_KEY is set) need a way to resolve \
+                 openids: set WXPAY_APPID and WXPAY_APP_SECRET (WeChat jscode2session / OAuth2)",
             ));
         }
         Ok(Self {
@@ -744,10 +744,10 @@ fn openid_settings(
             &url,
             "the shop's public base URL, e.g. https://shop.example.com",
         )?),
-        None if !sandbox && mode == OpenidMode::TokenRequired => {
+        None if !sandbox && token_key.is_some() => {
             return Err(ConfigError::new(
                 "WXPAY_PUBLIC_URL",
-                "is required with WXPAY_OPENID_MODE=token in production mode (the OAuth2 \
+                "is required with WXPAY_OPENID_TOKEN_KEY in production mode (the OAuth2 \
                  redirect comes back to it)",
             ));
         }
@@ -993,14 +993,76 @@ mod tests {
             ("v3", ProviderKind::V3),
             ("V2", ProviderKind::V2),
             (" gateway ", ProviderKind::Gateway),
+            ("qfpay", ProviderKind::Qfpay),
+            ("WEIDOUFU", ProviderKind::Weidoufu),
         ] {
             let c = config(&[("WXPAY_PROVIDER", value)]).unwrap();
             assert_eq!(c.provider, kind);
             assert!(c.is_sandbox());
         }
-        let e = config(&[("WXPAY_PROVIDER", "qfpay")]).unwrap_err();
+        let e = config(&[("WXPAY_PROVIDER", "alipay")]).unwrap_err();
         assert_eq!(e.variable, "WXPAY_PROVIDER");
-        assert!(e.message.contains("v3") && e.message.contains("gateway"));
+        assert!(e.message.contains("v3") && e.message.contains("weidoufu"));
+    }
+
+    #[test]
+    fn openid_settings_by_mode() {
+        // Sandbox mode: token mode by default, a generated key, the bound address.
+        let c = config(&[]).unwrap();
+        assert_eq!(c.openid.mode, OpenidMode::TokenRequired);
+        assert!(c.openid.token_key.is_none() && c.openid.public_url.is_none());
+        let c = config(&[("WXPAY_OPENID_MODE", "body")]).unwrap();
+        assert_eq!(c.openid.mode, OpenidMode::Body);
+        let e = config(&[("WXPAY_OPENID_MODE", "cookie")]).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_OPENID_MODE");
+
+        // Production (QFPay): body mode by default; token mode needs a key and a public URL.
+        let production = [
+            ("WXPAY_PROVIDER", "qfpay"),
+            ("WXPAY_QFPAY_URL", "https://openapi-hk.qfapi.com"),
+            ("WXPAY_QFPAY_APP_CODE", "APPCODE0123"),
+            ("WXPAY_QFPAY_CLIENT_KEY", "CLIENTKEY0123"),
+            ("WXPAY_NOTIFY_URL", "https://shop.example/wxpay/notify"),
+        ];
+        let c = config(&production).unwrap();
+        assert_eq!(c.openid.mode, OpenidMode::Body);
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = production.to_vec();
+            vars.extend_from_slice(extra);
+            config(&vars)
+        };
+        let e = with(&[("WXPAY_OPENID_MODE", "token")]).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_OPENID_TOKEN_KEY");
+        let e = with(&[("WXPAY_OPENID_TOKEN_KEY", "short")]).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_OPENID_TOKEN_KEY");
+        assert!(!e.message.contains("short"), "the key is never printed");
+        let key = ("WXPAY_OPENID_TOKEN_KEY", "0123456789abcdef0123456789abcdef!");
+        let e = with(&[key]).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_PUBLIC_URL");
+        let c = with(&[
+            key,
+            ("WXPAY_PUBLIC_URL", "https://shop.example/"),
+            ("WXPAY_OPENID_MODE", "token"),
+        ])
+        .unwrap();
+        assert_eq!(c.openid.mode, OpenidMode::TokenRequired);
+        assert_eq!(c.openid.public_url.as_deref(), Some("https://shop.example"));
+
+        // Other providers resolve openids with WeChat: the app secret is required.
+        let v2 = [
+            ("WXPAY_PROVIDER", "v2"),
+            ("WXPAY_MCHID", "1900000109"),
+            ("WXPAY_APPID", "wxd678efh567hg6787"),
+            ("WXPAY_API_KEY", V2_KEY),
+            ("WXPAY_NOTIFY_URL", "https://shop.example/wxpay/notify"),
+            key,
+            ("WXPAY_PUBLIC_URL", "https://shop.example"),
+        ];
+        let e = config(&v2).unwrap_err();
+        assert_eq!(e.variable, "WXPAY_APP_SECRET");
+        let mut vars = v2.to_vec();
+        vars.push(("WXPAY_APP_SECRET", "an-app-secret"));
+        assert!(config(&vars).unwrap().openid.wechat.is_some());
     }
 
     const V2_KEY: &str = "192006250b4c09247ec02edce69f6a2d";

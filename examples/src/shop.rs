@@ -425,8 +425,8 @@ enum Built {
     Weidoufu(WeidoufuConfig),
 }
 
-/// The openid routes' configuration and mode, or `None` when no resolver is configured
-/// (production without `WXPAY_APP_SECRET`, a provider other than QFPay).
+/// The openid routes' configuration and mode, or `None` when they are not mounted (production
+/// without `WXPAY_OPENID_TOKEN_KEY`, or without a resolver).
 fn openid_config(
     settings: OpenidSettings,
     sandbox: Option<&Sandbox>,
@@ -454,7 +454,13 @@ fn openid_config(
     if wechat.is_none() && qfpay.is_none() {
         return Ok(None);
     }
-    let key = settings.token_key.unwrap_or_else(OpenidTokenKey::generate);
+    // Production mounts the routes only with a configured key: a generated one would not
+    // survive a restart nor be shared by the instances behind a load balancer.
+    let key = match (settings.token_key, sandbox) {
+        (Some(key), _) => key,
+        (None, Some(_)) => OpenidTokenKey::generate(),
+        (None, None) => return Ok(None),
+    };
     let mut config = OpenidConfig::new(key)
         .public_base_url(settings.public_url.unwrap_or_else(|| bound_url.to_owned()))
         .mode(settings.mode);

@@ -2,8 +2,10 @@
 //! redirect (the shop's `/wxpay/openid/authorize` → the sandbox's WeChat OAuth2 or QFPay
 //! `get_weixin_oauth_code` → `/wxpay/openid/callback`, an HttpOnly cookie) → buy → pay sheet →
 //! confirm → "paid", against each example shop (axum_shop, actix_shop) in sandbox mode, on API
-//! v3 and on the other upstreams (`WXPAY_PROVIDER=v2` with HMAC-SHA256, `gateway`, `qfpay` and
-//! `weidoufu`, whose client parameters are signed with MD5 / HMAC-SHA256 instead of RSA). Screenshots go to
+//! v3 and on the other H5 upstreams (`WXPAY_PROVIDER=v2` with HMAC-SHA256, `gateway` and `qfpay`,
+//! whose client parameters are signed with MD5 / HMAC-SHA256 instead of RSA). weidoufu serves
+//! mini programs (`wx.requestPayment`, Alipay's `my.tradePay`), not H5 pages: its end-to-end
+//! tests are in `shop_production.rs`. Screenshots go to
 //! `WXPAY_SCREENSHOT_DIR/<shop>[-<provider>]` (default `target/browser-screenshots/…`).
 //!
 //! Needs `node`, Chromium (`CHROMIUM_PATH`, default `/usr/bin/chromium`) and
@@ -135,6 +137,6 @@ async fn axum_shop_qfpay_h5_checkout_in_headless_chromium() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn actix_shop_weidoufu_h5_checkout_in_headless_chromium() {
-    h5_checkout_in_headless_chromium("actix_shop", &[("WXPAY_PROVIDER", "weidoufu")]).await;
+async fn actix_shop_qfpay_h5_checkout_in_headless_chromium() {
+    h5_checkout_in_headless_chromium("actix_shop", &[("WXPAY_PROVIDER", "qfpay")]).await;
 }
