@@ -23,9 +23,10 @@ let failed = false;
 const page = await browser.newPage({ viewport: { width: 414, height: 860 } });
 page.on("console", (msg) => console.log(`[page ${msg.type()}] ${msg.text()}`));
 page.on("pageerror", (err) => console.log(`[page error] ${err.message}`));
+// Every document request, redirects included (a redirect chain is one navigation).
 const visited = [];
-page.on("framenavigated", (frame) => {
-  if (frame === page.mainFrame()) { visited.push(frame.url()); }
+page.on("request", (request) => {
+  if (request.isNavigationRequest()) { visited.push(request.url()); }
 });
 try {
   await page.goto(url);
@@ -35,7 +36,7 @@ try {
     if (!payer || !visited.some((u) => u.includes("/openid/callback"))) {
       throw new Error(`no openid through the OAuth redirect (payer ${payer}): ${visited.join(" → ")}`);
     }
-    console.log(`browser checkout: payer ${payer} resolved through ${visited.length} navigations`);
+    console.log(`browser checkout: payer ${payer} resolved through ${visited.join(" → ")}`);
   }
   await page.screenshot({ path: join(shots, "1-products.png"), fullPage: true });
 
