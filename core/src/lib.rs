@@ -10,8 +10,15 @@
 //!   the [`v3::V3Client`] HTTP client with platform-certificate management.
 //! - [`v2`] and [`gateway`]: WeChat Pay API v2 (XML, MD5 / HMAC-SHA256) and the seed-001
 //!   payment gateway (JSON precreate, MD5-signed form callbacks).
+//! - [`qfpay`] and [`weidoufu`]: QFPay (seed 002: `/trade/v1/payment` with `pay_type` 800207,
+//!   `X-QF-SIGN`, signed JSON notifications, its openid flow) and weidoufu (seed 004:
+//!   `/pay/miniapp` for WeChat and Alipay mini programs, signed form callbacks).
 //! - [`provider`]: the upstream abstraction; [`provider::v3::V3Provider`],
-//!   [`provider::v2::V2Provider`] and [`provider::gateway::GatewayProvider`].
+//!   [`provider::v2::V2Provider`], [`provider::gateway::GatewayProvider`],
+//!   [`provider::qfpay::QfpayProvider`] and [`provider::weidoufu::WeidoufuProvider`].
+//! - [`openid`]: where a payer's openid comes from (小程序 `jscode2session`, 公众号 OAuth2
+//!   `snsapi_base`, QFPay's flow) and the signed, expiring token that binds it to the client;
+//!   the engine serves them as routes with [`engine::OpenidConfig`].
 //! - [`engine`]: [`engine::Engine`], the routes over `http::Request<Bytes>`.
 //! - [`order`] and [`store`]: the order status machine and [`store::OrderStore`] with its stores.
 //! - [`fields`]: validated newtypes for order numbers, amounts (integer fen), texts and URLs.

@@ -6,8 +6,10 @@
 //!
 //! Same configuration as `axum_shop` (`WXPAY_MCHID` unset = sandbox mode; `WXPAY_PROVIDER`
 //! picks the upstream). Routes:
-//! `POST /wxpay/precreate`, `POST /wxpay/notify`, `GET /wxpay/orders/{out_trade_no}`; every
-//! other request reaches the app's own service below.
+//! `POST /wxpay/precreate`, `POST /wxpay/notify`, `GET /wxpay/orders/{out_trade_no}` and the
+//! openid routes (`/wxpay/openid/…`: in sandbox mode precreate requires the openid they resolve,
+//! see the README's "Getting the openid"); every other request reaches the app's own service
+//! below.
 #![allow(clippy::print_stdout)]
 
 use std::convert::Infallible;
@@ -29,7 +31,8 @@ async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
     let (status, body) = match request.uri().path() {
         "/" => (
             StatusCode::OK,
-            "hyper_minimal: POST /wxpay/precreate to pay\n",
+            "hyper_minimal: get an openid token (POST /wxpay/openid/session, or the \
+             /wxpay/openid/authorize redirect), then POST /wxpay/precreate to pay\n",
         ),
         "/health" => (StatusCode::OK, "ok\n"),
         _ => (StatusCode::NOT_FOUND, "not found\n"),
