@@ -19,7 +19,7 @@ use crate::order::Order;
 
 use super::{
     MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
-    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind, text_reply,
 };
 
 /// How long the parameters of a precreate can be used: the gateway passes WeChat Pay's JSAPI
@@ -86,29 +86,11 @@ fn provider_error(error: &GatewayError) -> ProviderError {
 }
 
 fn unsupported(what: &str) -> ProviderError {
-    ProviderError {
-        kind: ProviderErrorKind::Local,
-        upstream_code: Some("UNSUPPORTED".to_owned()),
-        message: format!("the gateway documents no {what} API (seed 001)"),
-        may_have_taken_effect: false,
-    }
-}
-
-fn text_response(status: StatusCode, body: &'static str) -> Response<Bytes> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Bytes::from_static(body.as_bytes()))
-        .unwrap_or_else(|_| Response::new(Bytes::new()))
+    text_reply::unsupported(format!("the gateway documents no {what} API (seed 001)"))
 }
 
 fn failure(status: StatusCode) -> Response<Bytes> {
-    let status = if status.is_success() {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        status
-    };
-    text_response(status, GATEWAY_FAIL_BODY)
+    text_reply::text_failure(status, GATEWAY_FAIL_BODY)
 }
 
 #[async_trait]
@@ -221,7 +203,7 @@ impl Provider for GatewayProvider {
     }
 
     fn acknowledge(&self) -> Response<Bytes> {
-        text_response(StatusCode::OK, GATEWAY_ACK_BODY)
+        text_reply::text_response(StatusCode::OK, GATEWAY_ACK_BODY)
     }
 
     fn failure_reply(&self, status: StatusCode, _message: &str) -> Response<Bytes> {

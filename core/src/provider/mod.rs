@@ -18,6 +18,7 @@ use crate::order::Order;
 
 pub mod gateway;
 pub mod qfpay;
+mod text_reply;
 pub mod v2;
 pub mod v3;
 pub mod weidoufu;

@@ -44,7 +44,7 @@ use crate::qfpay::{
 
 use super::{
     MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
-    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind, text_reply,
 };
 
 /// How long the parameters of a payment can be used: a WeChat `prepay_id` is valid for 2 hours.
@@ -187,21 +187,8 @@ fn provider_error(error: &QfpayError) -> ProviderError {
     }
 }
 
-fn text_response(status: StatusCode, body: &'static str) -> Response<Bytes> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Bytes::from_static(body.as_bytes()))
-        .unwrap_or_else(|_| Response::new(Bytes::new()))
-}
-
 fn failure(status: StatusCode) -> Response<Bytes> {
-    let status = if status.is_success() {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        status
-    };
-    text_response(status, QFPAY_FAIL_BODY)
+    text_reply::text_failure(status, QFPAY_FAIL_BODY)
 }
 
 fn rejection(error: &QfpayNotificationError) -> NotificationRejection {
@@ -317,7 +304,7 @@ impl Provider for QfpayProvider {
     }
 
     fn acknowledge(&self) -> Response<Bytes> {
-        text_response(StatusCode::OK, QFPAY_ACK_BODY)
+        text_reply::text_response(StatusCode::OK, QFPAY_ACK_BODY)
     }
 
     fn failure_reply(&self, status: StatusCode, _message: &str) -> Response<Bytes> {

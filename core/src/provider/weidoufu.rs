@@ -33,7 +33,7 @@ use crate::weidoufu::{
 
 use super::{
     MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
-    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind, text_reply,
 };
 
 /// How long a payment's parameters can be used: a WeChat `prepay_id` is valid for 2 hours
@@ -101,29 +101,11 @@ fn provider_error(error: &WeidoufuError) -> ProviderError {
 }
 
 fn unsupported(what: &str) -> ProviderError {
-    ProviderError {
-        kind: ProviderErrorKind::Local,
-        upstream_code: Some("UNSUPPORTED".to_owned()),
-        message: format!("weidoufu documents no {what} API (seed 004)"),
-        may_have_taken_effect: false,
-    }
-}
-
-fn text_response(status: StatusCode, body: &'static str) -> Response<Bytes> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Bytes::from_static(body.as_bytes()))
-        .unwrap_or_else(|_| Response::new(Bytes::new()))
+    text_reply::unsupported(format!("weidoufu documents no {what} API (seed 004)"))
 }
 
 fn failure(status: StatusCode) -> Response<Bytes> {
-    let status = if status.is_success() {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        status
-    };
-    text_response(status, WEIDOUFU_FAIL_BODY)
+    text_reply::text_failure(status, WEIDOUFU_FAIL_BODY)
 }
 
 fn rejection(error: &CallbackError) -> NotificationRejection {
@@ -262,7 +244,7 @@ impl Provider for WeidoufuProvider {
     }
 
     fn acknowledge(&self) -> Response<Bytes> {
-        text_response(StatusCode::OK, WEIDOUFU_ACK_BODY)
+        text_reply::text_response(StatusCode::OK, WEIDOUFU_ACK_BODY)
     }
 
     fn failure_reply(&self, status: StatusCode, _message: &str) -> Response<Bytes> {
