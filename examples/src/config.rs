@@ -1036,7 +1036,10 @@ mod tests {
         let e = with(&[("WXPAY_OPENID_TOKEN_KEY", "short")]).unwrap_err();
         assert_eq!(e.variable, "WXPAY_OPENID_TOKEN_KEY");
         assert!(!e.message.contains("short"), "the key is never printed");
-        let key = ("WXPAY_OPENID_TOKEN_KEY", "0123456789abcdef0123456789abcdef!");
+        let key = (
+            "WXPAY_OPENID_TOKEN_KEY",
+            "0123456789abcdef0123456789abcdef!",
+        );
         let e = with(&[key]).unwrap_err();
         assert_eq!(e.variable, "WXPAY_PUBLIC_URL");
         let c = with(&[
