@@ -52,3 +52,44 @@ async fn connects_to_the_right_backend() {
     assert_eq!(store.backend_name(), "mysql");
     store.close().await;
 }
+
+/// Several processes opening a fresh database at once all get a working store: MariaDB does not
+/// honour the migrator's `GET_LOCK(name, -1)`, so the migrations race (1062 duplicate entry).
+#[tokio::test]
+async fn concurrent_first_connects_to_a_fresh_database_all_succeed() {
+    let Some(url) = database_url() else { return };
+    let (server, _) = url.rsplit_once('/').unwrap();
+    let name = format!(
+        "wxpay_fresh_{}",
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    let mut admin = <sqlx::MySqlConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let fresh = format!("{server}/{name}");
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let fresh = fresh.clone();
+            tokio::spawn(async move {
+                SqlxStore::connect_with(&fresh, SqlxStoreOptions::default().max_connections(2))
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for open in opens {
+        results.push(open.await.unwrap());
+    }
+    sqlx::query(&format!("DROP DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for result in results {
+        let store = result.unwrap_or_else(|err| panic!("a concurrent first connect failed: {err}"));
+        store.close().await;
+    }
+}

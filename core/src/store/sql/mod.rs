@@ -43,6 +43,10 @@ const MAX_ATTEMPTS: u32 = 32;
 #[cfg(feature = "sqlite")]
 const MIGRATION_ATTEMPTS: u32 = 10;
 
+/// How often the MySQL / MariaDB migrations are run before a failure is reported.
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATION_ATTEMPTS: u32 = 10;
+
 /// Placeholder style of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(dead_code)] // Which variants are built depends on the features.
@@ -497,11 +501,24 @@ impl SqlxStore {
             .connect(&url)
             .await
             .map_err(backend)?;
-        migrator(EmbeddedMigrations(MIGRATIONS_MYSQL))
-            .await?
-            .run(&pool)
-            .await
-            .map_err(migrate_error)?;
+        // sqlx serialises migrators with `GET_LOCK(name, -1)`, but MariaDB (unlike MySQL) does
+        // not wait on a negative timeout: two processes (or tests) opening a fresh database at
+        // once can both apply the migration, and the loser fails on the bookkeeping row (1062
+        // duplicate entry) or on a version the winner has not finished (dirty). Trying again
+        // after a pause finds the work done.
+        let migrator = migrator(EmbeddedMigrations(MIGRATIONS_MYSQL)).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match migrator.run(&pool).await {
+                Ok(()) => break,
+                Err(err) if attempt < MYSQL_MIGRATION_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %err, "migrating MySQL raced, retrying");
+                    tokio::time::sleep(backoff(attempt) * 10).await;
+                }
+                Err(err) => return Err(migrate_error(err)),
+            }
+        }
         Ok(Pool::MySql(pool))
     }
 
