@@ -1,4 +1,4 @@
-//! QFPay (seed 002) as a [`Provider`](super::Provider), over [`QfpayClient`].
+//! QFPay (seed 002) as a [`Provider`], over [`QfpayClient`].
 //!
 //! Choices where QFPay's documentation is silent, each made once here:
 //! - **`txdtm`** is the order's `created_at`, written at the configured UTC offset (default
@@ -51,7 +51,7 @@ use super::{
 pub const PREPAY_ID_VALIDITY: Duration = Duration::hours(2);
 
 /// The body of the acknowledgement, with HTTP 200: "return 200 OK with body SUCCESS"
-/// (https://sdk.qfapi.com/docs/common-api/async-notifications).
+/// (<https://sdk.qfapi.com/docs/common-api/async-notifications>).
 pub const QFPAY_ACK_BODY: &str = "SUCCESS";
 
 /// The body of every failure reply, with a non-2xx status (anything but 200 + `SUCCESS` makes

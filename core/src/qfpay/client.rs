@@ -2,14 +2,14 @@
 //! close, and the openid flow (`get_weixin_oauth_code` / `get_weixin_openid`).
 //!
 //! Every call carries the parameters signed by the rule of [`super::sign`] in the header
-//! `X-QF-SIGN`, with `X-QF-APPCODE: app_code` (https://sdk.qfapi.com/docs/api-reference/request-format).
+//! `X-QF-SIGN`, with `X-QF-APPCODE: app_code` (<https://sdk.qfapi.com/docs/api-reference/request-format>).
 //! Writes are `application/x-www-form-urlencoded` bodies; `get_weixin_openid` is a GET with the
 //! parameters in the query string (seed 002). Parameters with an empty value are neither signed
 //! nor sent, so what is signed is exactly what is sent.
 //!
 //! Answers are JSON read up to [`MAX_RESPONSE_BYTES`]; `respcd` `"0000"` is success and every
 //! other code is sorted into a [`RespcdClass`] from QFPay's status code table
-//! (https://sdk.qfapi.com/docs/api-reference/status-codes). There are no automatic retries:
+//! (<https://sdk.qfapi.com/docs/api-reference/status-codes>). There are no automatic retries:
 //! every call has one total deadline (default 4 s, within the 5 s a WeChat page waits for
 //! precreate), and a repeated payment sends identical parameters (see [`PaymentRequest`]).
 
@@ -29,11 +29,11 @@ use crate::transport;
 use super::local_time::{self, DEFAULT_UTC_OFFSET};
 use super::sign::{ClientKey, sign};
 
-/// `POST`: create the payment (https://sdk.qfapi.com/docs/preparation/paycode).
+/// `POST`: create the payment (<https://sdk.qfapi.com/docs/preparation/paycode>).
 pub const PAYMENT_PATH: &str = "/trade/v1/payment";
-/// `POST`: transaction enquiry (https://sdk.qfapi.com/docs/common-api/transaction-enquiry).
+/// `POST`: transaction enquiry (<https://sdk.qfapi.com/docs/common-api/transaction-enquiry>).
 pub const QUERY_PATH: &str = "/trade/v1/query";
-/// `POST`: close an unpaid order (https://sdk.qfapi.com/docs/common-api/reversal, "Reversal vs
+/// `POST`: close an unpaid order (<https://sdk.qfapi.com/docs/common-api/reversal>, "Reversal vs
 /// Close"). That page lists the method as `GET`, but every other trade endpoint, QFPay's own
 /// code samples for the trade endpoints and the older API reference post a form body; **our
 /// choice** is `POST` with the form body, like payment and enquiry.
@@ -106,7 +106,7 @@ impl QfpayConfig {
 }
 
 /// How QFPay's status code table classes a `respcd`
-/// (https://sdk.qfapi.com/docs/api-reference/status-codes).
+/// (<https://sdk.qfapi.com/docs/api-reference/status-codes>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RespcdClass {
@@ -268,7 +268,7 @@ pub struct Transaction {
     pub message: Option<String>,
     /// `cancel`: `0` not cancelled, `1` reversed or refunded (CPM), `2` cancelled (MPM),
     /// `3` refunded, `4` Alipay pre-authorisation finished, `5` partially refunded
-    /// (https://sdk.qfapi.com/docs/common-api/async-notifications).
+    /// (<https://sdk.qfapi.com/docs/common-api/async-notifications>).
     pub cancel: Option<String>,
     /// `order_type`: `payment` or `refund`.
     pub order_type: Option<String>,

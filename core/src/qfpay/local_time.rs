@@ -2,8 +2,8 @@
 //!
 //! QFPay's public pages give `txdtm` as "transaction time" and `sysdtm` / `paydtm` as system
 //! and payment times, all as `YYYY-MM-DD hh:mm:ss`, and never name a zone
-//! (https://sdk.qfapi.com/docs/api-reference/request-format,
-//! https://sdk.qfapi.com/docs/common-api/async-notifications).
+//! (<https://sdk.qfapi.com/docs/api-reference/request-format>,
+//! <https://sdk.qfapi.com/docs/common-api/async-notifications>).
 //!
 //! **Our choice:** they are read and written at a configurable UTC offset
 //! ([`crate::qfpay::QfpayConfig::utc_offset`]) whose default, [`DEFAULT_UTC_OFFSET`], is

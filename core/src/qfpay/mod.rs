@@ -9,7 +9,7 @@
 //! - [`local_time`] reads and writes QFPay's zone-less date-times at a configurable offset
 //!   (UTC+08:00 by default).
 //!
-//! Reference: seed 002 and QFPay's public documentation, https://sdk.qfapi.com.
+//! Reference: seed 002 and QFPay's public documentation, <https://sdk.qfapi.com>.
 
 pub mod client;
 pub mod local_time;

@@ -1,4 +1,4 @@
-//! QFPay's asynchronous notifications (https://sdk.qfapi.com/docs/common-api/async-notifications):
+//! QFPay's asynchronous notifications (<https://sdk.qfapi.com/docs/common-api/async-notifications>):
 //! `POST` with a JSON body, signed in the `X-QF-SIGN` header with the upper-case hex MD5 of
 //! the raw body followed by the `client_key`. QFPay notifies successful payments
 //! (`notify_type` `payment`) and successful refunds (`notify_type` `refund`), and retries
