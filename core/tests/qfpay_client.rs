@@ -265,10 +265,13 @@ async fn identical_retries_send_identical_requests() {
     provider.prepay(&order, None).await.unwrap();
     // Later, from another address: nothing of the moment or the payer's IP goes in.
     clock.advance(3600);
-    provider
+    let again = provider
         .prepay(&order, Some("203.0.113.9".parse().unwrap()))
         .await
         .unwrap();
+    // The answer's parameters date from QFPay's sysdtm (20:00:01 at UTC+8, NOW + 1 s), not
+    // from this second call: they stay valid 2 h from then.
+    assert_eq!(again.expires_at.unix_timestamp(), NOW + 1 + 7200);
     let requests = mock.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].body, requests[1].body);

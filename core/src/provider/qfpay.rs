@@ -4,7 +4,9 @@
 //! - **`txdtm`** is the order's `created_at`, written at the configured UTC offset (default
 //!   +08:00, see [`crate::qfpay::local_time`]): a repeated payment must be identical.
 //! - **Validity** of the JSAPI parameters: QFPay passes WeChat Pay's through, and a WeChat
-//!   `prepay_id` is valid for 2 hours (official WeChat Pay docs): [`PREPAY_ID_VALIDITY`].
+//!   `prepay_id` is valid for 2 hours (official WeChat Pay docs): [`PREPAY_ID_VALIDITY`], counted
+//!   from QFPay's `sysdtm` when that is earlier than our call (a repeated payment may answer
+//!   with the parameters it made the first time).
 //! - **`transaction_id`** of a payment is QFPay's `syssn`, not WeChat's `chnlsn`: `syssn` is in
 //!   every notification and every enquiry entry (`chnlsn` is optional in both), so a payment
 //!   reported by a notification and by a query carries the same id, and it is the number
@@ -236,9 +238,14 @@ impl Provider for QfpayProvider {
             .payment(&request)
             .await
             .map_err(|e| provider_error(&e))?;
+        // A repeated payment may hand back the parameters QFPay made earlier (its `sysdtm`): count
+        // their validity from whichever is earlier.
+        let made_at = self
+            .parse_time(response.raw.get("sysdtm").and_then(|v| v.as_str()))
+            .map_or(issued_at, |sysdtm| sysdtm.min(issued_at));
         Ok(Prepay {
             prepay_id: response.prepay_id().to_owned(),
-            expires_at: issued_at + PREPAY_ID_VALIDITY,
+            expires_at: made_at + PREPAY_ID_VALIDITY,
             params: response.pay_params.into(),
         })
     }
