@@ -1,7 +1,39 @@
-//! Plumbing shared by the upstream HTTP clients (v3, v2, gateway): bounded response bodies, and
-//! what a failed send says about whether the upstream may have acted on the request.
+//! Plumbing shared by the upstream HTTP clients (v3, v2, gateway, QFPay, weidoufu): their base
+//! URL and HTTP client, bounded response bodies, and what a failed send says about whether the
+//! upstream may have acted on the request.
 
 use bytes::Bytes;
+
+/// The `User-Agent` of every upstream call.
+const USER_AGENT: &str = concat!("wxpay-rs/", env!("CARGO_PKG_VERSION"));
+
+/// `value` without its trailing `/`, if it is an http(s) URL without a query or fragment; the
+/// error names `setting` (the variable or field the URL came from).
+pub(crate) fn base_url(value: &str, setting: &str) -> Result<String, String> {
+    let base = value.trim_end_matches('/');
+    let parsed =
+        reqwest::Url::parse(base).map_err(|e| format!("invalid {setting} {base:?}: {e}"))?;
+    if !matches!(parsed.scheme(), "https" | "http")
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(format!(
+            "{setting} must be http(s) without a query: {base:?}"
+        ));
+    }
+    Ok(base.to_owned())
+}
+
+/// `http` when the app gave one, else a client with our `User-Agent`.
+pub(crate) fn http_client(http: Option<reqwest::Client>) -> Result<reqwest::Client, String> {
+    match http {
+        Some(http) => Ok(http),
+        None => reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}")),
+    }
+}
 
 /// Why an exchange with an upstream failed below the protocol.
 pub(crate) enum TransportError {

@@ -27,8 +27,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4);
 /// The largest response body read.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
-const USER_AGENT: &str = concat!("wxpay-rs/", env!("CARGO_PKG_VERSION"));
-
 /// What the gateway provider is configured with (the env contract).
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -162,27 +160,15 @@ impl GatewayClient {
         clock: Arc<dyn Clock>,
         http: Option<reqwest::Client>,
     ) -> Result<Self, GatewayError> {
-        let url = config.url.trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| GatewayError::Local(format!("invalid WXPAY_GATEWAY_URL {url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() {
-            return Err(GatewayError::Local(format!(
-                "WXPAY_GATEWAY_URL must be http(s) without a query: {url:?}"
-            )));
-        }
+        let url =
+            transport::base_url(&config.url, "WXPAY_GATEWAY_URL").map_err(GatewayError::Local)?;
         if config.biz_id.trim().is_empty() {
             return Err(GatewayError::Local(
                 "WXPAY_GATEWAY_BIZ_ID must not be empty".into(),
             ));
         }
         config.url = url;
-        let http = match http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .build()
-                .map_err(|e| GatewayError::Local(format!("cannot build HTTP client: {e}")))?,
-        };
+        let http = transport::http_client(http).map_err(GatewayError::Local)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

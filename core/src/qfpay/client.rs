@@ -61,8 +61,6 @@ pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// alphanumeric characters or contain special characters".
 pub const GOODS_NAME_MAX_CHARS: usize = 20;
 
-const USER_AGENT: &str = concat!("wxpay-rs/", env!("CARGO_PKG_VERSION"));
-
 /// What a QFPay merchant is configured with (the `WXPAY_QFPAY_*` variables of the env contract).
 #[derive(Debug, Clone)]
 pub struct QfpayConfig {
@@ -336,17 +334,8 @@ impl QfpayClientBuilder {
     /// Builds the client; the base URL must be http(s) without a query, `app_code` and `mchid`
     /// non-empty without spaces.
     pub fn build(mut self) -> Result<QfpayClient, QfpayError> {
-        let base = self.config.base_url.trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&base)
-            .map_err(|e| QfpayError::Local(format!("invalid WXPAY_QFPAY_URL {base:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "https" | "http")
-            || parsed.query().is_some()
-            || parsed.fragment().is_some()
-        {
-            return Err(QfpayError::Local(format!(
-                "WXPAY_QFPAY_URL must be http(s) without a query: {base:?}"
-            )));
-        }
+        let base = transport::base_url(&self.config.base_url, "WXPAY_QFPAY_URL")
+            .map_err(QfpayError::Local)?;
         let app_code = &self.config.app_code;
         if app_code.is_empty() || app_code.chars().any(char::is_whitespace) {
             return Err(QfpayError::Local(
@@ -361,13 +350,7 @@ impl QfpayClientBuilder {
             ));
         }
         self.config.base_url = base;
-        let http = match self.http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .build()
-                .map_err(|e| QfpayError::Local(format!("cannot build HTTP client: {e}")))?,
-        };
+        let http = transport::http_client(self.http).map_err(QfpayError::Local)?;
         Ok(QfpayClient {
             inner: Arc::new(Inner {
                 http,

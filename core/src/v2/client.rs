@@ -37,8 +37,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4);
 /// The largest response body read.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
-const USER_AGENT: &str = concat!("wxpay-rs/", env!("CARGO_PKG_VERSION"));
-
 /// What an API v2 merchant is configured with (the `WXPAY_*` variables of the env contract).
 #[derive(Debug, Clone)]
 pub struct V2Config {
@@ -213,14 +211,8 @@ impl V2ClientBuilder {
 
     /// Builds the client; the API base must be an http(s) URL without a query.
     pub fn build(mut self) -> Result<V2Client, V2Error> {
-        let base = self.config.api_base.trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&base)
-            .map_err(|e| V2Error::Local(format!("invalid WXPAY_API_BASE {base:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() {
-            return Err(V2Error::Local(format!(
-                "WXPAY_API_BASE must be http(s) without a query: {base:?}"
-            )));
-        }
+        let base =
+            transport::base_url(&self.config.api_base, "WXPAY_API_BASE").map_err(V2Error::Local)?;
         for (name, value) in [
             ("WXPAY_APPID", &self.config.appid),
             ("WXPAY_MCHID", &self.config.mchid),
@@ -232,13 +224,7 @@ impl V2ClientBuilder {
             }
         }
         self.config.api_base = base;
-        let http = match self.http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .build()
-                .map_err(|e| V2Error::Local(format!("cannot build HTTP client: {e}")))?,
-        };
+        let http = transport::http_client(self.http).map_err(V2Error::Local)?;
         Ok(V2Client {
             inner: Arc::new(Inner {
                 http,

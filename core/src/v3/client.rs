@@ -46,8 +46,6 @@ pub const DEFAULT_UNKNOWN_SERIAL_REFRESH_INTERVAL: Duration = Duration::from_sec
 /// The largest response body read.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
-const USER_AGENT: &str = concat!("wxpay-rs/", env!("CARGO_PKG_VERSION"));
-
 /// A failed call.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -242,21 +240,9 @@ impl V3ClientBuilder {
 
     /// Builds the client.
     pub fn build(self) -> Result<V3Client, ClientError> {
-        let base_url = self.base_url.trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&base_url)
-            .map_err(|e| ClientError::Local(format!("invalid base URL {base_url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() {
-            return Err(ClientError::Local(format!(
-                "base URL must be http(s) without a query: {base_url:?}"
-            )));
-        }
-        let http = match self.http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .build()
-                .map_err(|e| ClientError::Local(format!("cannot build HTTP client: {e}")))?,
-        };
+        let base_url =
+            transport::base_url(&self.base_url, "base URL").map_err(ClientError::Local)?;
+        let http = transport::http_client(self.http).map_err(ClientError::Local)?;
         let mut signer = RequestSigner::new(self.credentials);
         if let Some(clock) = self.clock {
             signer = signer.with_clock(clock);

@@ -62,8 +62,6 @@ pub const NOTIFY_URL_MAX_LEN: usize = 128;
 /// Largest `total_fee` in fen (seed 004: `int(9)`, nine digits).
 pub const TOTAL_FEE_MAX: u64 = 999_999_999;
 
-const USER_AGENT: &str = concat!("wxpay-rs/", env!("CARGO_PKG_VERSION"));
-
 /// Which wallet pays (seed 004's `pay_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum PayType {
@@ -296,15 +294,8 @@ impl WeidoufuClientBuilder {
 
     /// Builds the client, checking the configuration against seed 004's limits.
     pub fn build(mut self) -> Result<WeidoufuClient, WeidoufuError> {
-        let url = self.config.base_url.trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&url).map_err(|e| {
-            WeidoufuError::Local(format!("invalid WXPAY_WEIDOUFU_URL {url:?}: {e}"))
-        })?;
-        if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() {
-            return Err(WeidoufuError::Local(format!(
-                "WXPAY_WEIDOUFU_URL must be http(s) without a query: {url:?}"
-            )));
-        }
+        let url = transport::base_url(&self.config.base_url, "WXPAY_WEIDOUFU_URL")
+            .map_err(WeidoufuError::Local)?;
         let access_key = &self.config.access_key;
         if access_key.is_empty()
             || access_key.len() > ACCESS_KEY_MAX_LEN
@@ -320,13 +311,7 @@ impl WeidoufuClientBuilder {
             )));
         }
         self.config.base_url = url;
-        let http = match self.http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .build()
-                .map_err(|e| WeidoufuError::Local(format!("cannot build HTTP client: {e}")))?,
-        };
+        let http = transport::http_client(self.http).map_err(WeidoufuError::Local)?;
         Ok(WeidoufuClient {
             inner: Arc::new(Inner {
                 http,
