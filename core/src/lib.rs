@@ -70,6 +70,7 @@ pub mod openid;
 pub mod order;
 pub mod provider;
 pub mod qfpay;
+pub mod refund;
 pub mod store;
 mod transport;
 pub mod v2;

@@ -1,5 +1,6 @@
-//! Paid events reach the app through a [`PaidHook`], at least once: from the store's outbox,
-//! retried with backoff, and again after a restart.
+//! Events (an order paid, a refund settled) reach the app through an [`EventHook`], at least
+//! once: from the store's outbox, retried with backoff, and again after a restart. A
+//! [`PaidHook`] is an event hook that only wants paid events.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,19 +8,42 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::store::PaidEvent;
+use crate::store::{Event, PaidEvent};
 
 use super::Inner;
 
 /// The error a hook returns to have an event delivered again later.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Receives paid events. Called at least once per event, possibly more (after a crash between
-/// the hook and the delivery mark): dedupe on [`PaidEvent::event_id`].
+/// Receives the outbox's events: an order paid, a refund succeeded, closed or abnormal. Called
+/// at least once per event, possibly more (after a crash between the hook and the delivery
+/// mark): dedupe on [`Event::event_id`].
+#[async_trait]
+pub trait EventHook: Send + Sync + fmt::Debug {
+    /// Handles one event; an error has it delivered again with backoff.
+    async fn on_event(&self, event: &Event) -> Result<(), HookError>;
+}
+
+/// Receives paid events only. Called at least once per event, possibly more (after a crash
+/// between the hook and the delivery mark): dedupe on [`PaidEvent::event_id`].
 #[async_trait]
 pub trait PaidHook: Send + Sync + fmt::Debug {
     /// Handles one event; an error has it delivered again with backoff.
     async fn on_paid(&self, event: &PaidEvent) -> Result<(), HookError>;
+}
+
+/// A [`PaidHook`] as an [`EventHook`]: other events are delivered to it as done.
+#[derive(Debug)]
+pub(super) struct PaidOnly(pub(super) Arc<dyn PaidHook>);
+
+#[async_trait]
+impl EventHook for PaidOnly {
+    async fn on_event(&self, event: &Event) -> Result<(), HookError> {
+        match event {
+            Event::Paid(paid) => self.0.on_paid(paid).await,
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The engine's background tasks (paid-event dispatcher, reconciler). Dropping the handle stops
@@ -56,7 +80,7 @@ pub(super) fn spawn(inner: Arc<Inner>) -> BackgroundTasks {
 const BATCH: u32 = 100;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-async fn dispatch_forever(inner: Arc<Inner>, hook: Arc<dyn PaidHook>) {
+async fn dispatch_forever(inner: Arc<Inner>, hook: Arc<dyn EventHook>) {
     let every = inner.settings.dispatch_every;
     let mut backoff = every;
     loop {
@@ -75,25 +99,26 @@ async fn dispatch_forever(inner: Arc<Inner>, hook: Arc<dyn PaidHook>) {
 }
 
 /// Delivers undelivered events once; true when every one was delivered.
-pub(super) async fn dispatch_once(inner: &Inner, hook: &dyn PaidHook) -> bool {
+pub(super) async fn dispatch_once(inner: &Inner, hook: &dyn EventHook) -> bool {
     let events = match inner.store.undelivered_events(BATCH).await {
         Ok(events) => events,
         Err(error) => {
-            tracing::warn!(%error, "reading undelivered paid events failed");
+            tracing::warn!(%error, "reading undelivered events failed");
             return false;
         }
     };
     let mut all_delivered = true;
     for event in events {
-        match hook.on_paid(&event).await {
+        let event_id = event.event_id();
+        match hook.on_event(&event).await {
             Ok(()) => {
-                if let Err(error) = inner.store.mark_delivered(&event.event_id).await {
-                    tracing::warn!(%error, event_id = %event.event_id, "marking a paid event delivered failed");
+                if let Err(error) = inner.store.mark_delivered(event_id).await {
+                    tracing::warn!(%error, event_id, "marking an event delivered failed");
                     all_delivered = false;
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, event_id = %event.event_id, "paid hook failed; will retry");
+                tracing::warn!(%error, event_id, "event hook failed; will retry");
                 all_delivered = false;
             }
         }

@@ -40,7 +40,7 @@ mod reply;
 mod status;
 
 pub use checkout::{AmountRange, Checkout, CheckoutPolicy, CheckoutRejection, CheckoutRequest};
-pub use events::{BackgroundTasks, HookError, PaidHook};
+pub use events::{BackgroundTasks, EventHook, HookError, PaidHook};
 pub use openid::{
     DEFAULT_TOKEN_TTL, MAX_RETURN_TO_BYTES, MAX_TOKEN_TTL, OpenidConfig, OpenidMode,
     SESSION_BODY_LIMIT, STATE_COOKIE, STATE_TTL, TOKEN_BODY_FIELD, TOKEN_COOKIE, TOKEN_HEADER,
@@ -160,7 +160,7 @@ pub struct EngineBuilder {
     provider: Arc<dyn Provider>,
     store: Arc<dyn OrderStore>,
     policy: Arc<dyn CheckoutPolicy>,
-    hook: Option<Arc<dyn PaidHook>>,
+    hook: Option<Arc<dyn EventHook>>,
     clock: Arc<dyn Clock>,
     settings: Settings,
     openid: Option<OpenidConfig>,
@@ -190,9 +190,18 @@ impl EngineBuilder {
         self
     }
 
-    /// Sets the hook that receives paid events, at least once each.
+    /// Sets the hook that receives paid events, at least once each (and no refund events:
+    /// use [`EngineBuilder::event_hook`] for those). Replaces an event hook set before.
     #[must_use]
     pub fn paid_hook(mut self, hook: Arc<dyn PaidHook>) -> Self {
+        self.hook = Some(Arc::new(events::PaidOnly(hook)));
+        self
+    }
+
+    /// Sets the hook that receives every event (paid, refund succeeded, closed, abnormal), at
+    /// least once each. Replaces a paid hook set before.
+    #[must_use]
+    pub fn event_hook(mut self, hook: Arc<dyn EventHook>) -> Self {
         self.hook = Some(hook);
         self
     }
@@ -295,7 +304,7 @@ pub(crate) struct Inner {
     pub(crate) provider: Arc<dyn Provider>,
     pub(crate) store: Arc<dyn OrderStore>,
     pub(crate) policy: Arc<dyn CheckoutPolicy>,
-    pub(crate) hook: Option<Arc<dyn PaidHook>>,
+    pub(crate) hook: Option<Arc<dyn EventHook>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     /// The openid routes' settings, when configured.

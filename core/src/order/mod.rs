@@ -261,6 +261,9 @@ impl NewOrder {
             paid_at: None,
             payer: None,
             failure_reason: None,
+            refund_held_fen: 0,
+            refunded_fen: 0,
+            refund_count: 0,
             created_at: now,
             updated_at: now,
         }
@@ -304,6 +307,14 @@ pub struct Order {
     pub payer: Option<String>,
     /// Why the order failed, set by [`Transition::Failed`].
     pub failure_reason: Option<String>,
+    /// Fen held by the order's refunds that are not `CLOSED` (processing, succeeded or
+    /// abnormal): never more than `amount`, which the store enforces atomically.
+    pub refund_held_fen: u64,
+    /// Fen refunded to the payer (refunds that reached `SUCCESS`).
+    pub refunded_fen: u64,
+    /// How many refunds the order has, closed ones included (at most
+    /// [`MAX_REFUNDS_PER_ORDER`](crate::refund::MAX_REFUNDS_PER_ORDER)).
+    pub refund_count: u32,
     /// When the order was stored (UTC, millisecond precision).
     pub created_at: OffsetDateTime,
     /// When the order last changed (UTC, millisecond precision).
@@ -311,6 +322,16 @@ pub struct Order {
 }
 
 impl Order {
+    /// Fen that can still be refunded: the amount less what refunds already hold.
+    pub fn refundable_fen(&self) -> u64 {
+        self.amount.fen().saturating_sub(self.refund_held_fen)
+    }
+
+    /// Whether refunds that succeeded give back the whole amount.
+    pub fn is_fully_refunded(&self) -> bool {
+        self.refunded_fen >= self.amount.fen()
+    }
+
     /// Whether `transition` has already been applied to this order, so that applying it again
     /// must change nothing.
     pub fn has_applied(&self, transition: &Transition) -> bool {

@@ -198,6 +198,7 @@ impl Provider for GatewayProvider {
         Ok(PaymentNotification {
             event_id,
             report,
+            refund: None,
             details: serde_json::Value::Object(details),
         })
     }

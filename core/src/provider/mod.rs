@@ -142,13 +142,64 @@ pub struct PaymentReport {
     pub paid_at: Option<OffsetDateTime>,
 }
 
+/// What an upstream says about one refund, from the refund call, a query or a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundReport {
+    /// The merchant's refund number, as the upstream wrote it.
+    pub out_refund_no: String,
+    /// The refunded order's number, when the upstream says.
+    pub out_trade_no: Option<String>,
+    /// The upstream's transaction id of the refunded payment, when it says.
+    pub transaction_id: Option<String>,
+    /// The upstream's refund id.
+    pub refund_id: Option<String>,
+    /// Where the refund stands.
+    pub status: crate::refund::RefundStatus,
+    /// The refund's amount in fen, when the upstream says.
+    pub amount: Option<u64>,
+    /// The order's total in fen, when the upstream says.
+    pub total: Option<u64>,
+    /// The merchant id, when the upstream reports one.
+    pub mchid: Option<String>,
+    /// When the money reached the payer.
+    pub succeeded_at: Option<OffsetDateTime>,
+    /// Where the money went (`user_received_account`), when the upstream says.
+    pub user_received_account: Option<String>,
+    /// For a refused, closed or abnormal refund: the upstream's code and message.
+    pub failure: Option<String>,
+}
+
+impl RefundReport {
+    /// A report of `status` for `out_refund_no` with nothing else known.
+    pub fn new(out_refund_no: impl Into<String>, status: crate::refund::RefundStatus) -> Self {
+        Self {
+            out_refund_no: out_refund_no.into(),
+            out_trade_no: None,
+            transaction_id: None,
+            refund_id: None,
+            status,
+            amount: None,
+            total: None,
+            mchid: None,
+            succeeded_at: None,
+            user_received_account: None,
+            failure: None,
+        }
+    }
+}
+
 /// A notification whose signature verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentNotification {
     /// The notification id, the same across the upstream's retries; the inbox dedupes on it.
     pub event_id: String,
-    /// What it reports.
+    /// What it reports about the payment. For a refund notification: the refunded order's
+    /// number, transaction id and total as far as the notification tells them, with state
+    /// [`PaymentState::Refunded`]; the engine never marks an order paid from one.
     pub report: PaymentReport,
+    /// Set when the notification is about a refund (v3 `REFUND.*`, v2's refund notification,
+    /// QFPay's `notify_type` `refund`, …): what it reports about the refund.
+    pub refund: Option<RefundReport>,
     /// The decrypted resource as the upstream sent it, for apps that want more fields.
     pub details: serde_json::Value,
 }
@@ -238,6 +289,20 @@ pub enum ProviderErrorKind {
     Transport,
     /// A local problem (configuration, request building).
     Local,
+    /// This upstream has no such operation (e.g. refunds on the seed-001 gateway).
+    Unsupported,
+}
+
+impl ProviderError {
+    /// The error of an operation `what` this upstream does not have.
+    pub fn unsupported(provider: &str, what: &str) -> Self {
+        Self {
+            kind: ProviderErrorKind::Unsupported,
+            upstream_code: None,
+            message: format!("the {provider} upstream does not support {what}"),
+            may_have_taken_effect: false,
+        }
+    }
 }
 
 /// An upstream payment system.
@@ -294,4 +359,30 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Closes the unpaid upstream order.
     async fn close(&self, order: &Order) -> Result<(), ProviderError>;
+
+    /// Asks the upstream to refund `refund` of the paid `order`. Must be idempotent for the
+    /// same `out_refund_no` (the engine asks again after a failure whose effect is unknown).
+    /// A definite refusal is [`ProviderErrorKind::Rejected`] with the upstream's code; an
+    /// accepted refund is reported `PROCESSING` (or `SUCCESS` when the upstream is done).
+    /// The default: [`ProviderErrorKind::Unsupported`].
+    async fn refund(
+        &self,
+        order: &Order,
+        refund: &crate::refund::Refund,
+    ) -> Result<RefundReport, ProviderError> {
+        let _ = (order, refund);
+        Err(ProviderError::unsupported(self.name(), "refunds"))
+    }
+
+    /// Where `refund` of `order` stands upstream. A refund the upstream never recorded is
+    /// [`ProviderErrorKind::Rejected`] with its "not found" code. The default:
+    /// [`ProviderErrorKind::Unsupported`].
+    async fn query_refund(
+        &self,
+        order: &Order,
+        refund: &crate::refund::Refund,
+    ) -> Result<RefundReport, ProviderError> {
+        let _ = (order, refund);
+        Err(ProviderError::unsupported(self.name(), "refund queries"))
+    }
 }

@@ -306,6 +306,7 @@ impl Provider for QfpayProvider {
         Ok(PaymentNotification {
             event_id,
             report,
+            refund: None,
             details: notification.fields,
         })
     }

@@ -245,6 +245,7 @@ impl Provider for V2Provider {
         Ok(PaymentNotification {
             event_id,
             report,
+            refund: None,
             details,
         })
     }

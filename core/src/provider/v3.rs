@@ -198,6 +198,7 @@ impl Provider for V3Provider {
         Ok(PaymentNotification {
             event_id: verified.envelope.id,
             report: report(&verified.resource),
+            refund: None,
             details,
         })
     }

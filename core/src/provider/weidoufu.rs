@@ -239,6 +239,7 @@ impl Provider for WeidoufuProvider {
         Ok(PaymentNotification {
             event_id,
             report,
+            refund: None,
             details: serde_json::Value::Object(details),
         })
     }

@@ -8,11 +8,13 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    InboxOutcome, InsertOutcome, Mismatch, OrderStore, PaidEvent, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, Mismatch, OrderStore, PaidEvent, RefundEvent,
+    RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use crate::clock::Clock;
-use crate::fields::OutTradeNo;
+use crate::fields::{OutRefundNo, OutTradeNo};
 use crate::order::{Decision, NewOrder, Order, OrderStatus, Transition, truncate_to_millis};
+use crate::refund::{NewRefund, Refund, RefundDecision, RefundStatus, RefundUpdate};
 
 /// An [`OrderStore`] in memory, behind one mutex: for tests, demos and the sandbox.
 ///
@@ -27,8 +29,10 @@ pub struct MemoryStore {
 struct State {
     orders: HashMap<OutTradeNo, Order>,
     inbox: HashSet<String>,
-    outbox: Vec<PaidEvent>,
+    outbox: Vec<Event>,
     mismatches: Vec<Mismatch>,
+    /// Refunds in the order they were reserved.
+    refunds: Vec<Refund>,
 }
 
 impl MemoryStore {
@@ -118,7 +122,7 @@ impl OrderStore for MemoryStore {
                     _ => None,
                 };
                 if let Some(event) = event {
-                    state.outbox.push(event);
+                    state.outbox.push(Event::Paid(event));
                 }
                 state.orders.insert(out_trade_no.clone(), next.clone());
                 TransitionOutcome::Applied(next)
@@ -146,13 +150,13 @@ impl OrderStore for MemoryStore {
         Ok(self.lock().inbox.contains(event_id))
     }
 
-    async fn undelivered_events(&self, limit: u32) -> Result<Vec<PaidEvent>, StoreError> {
+    async fn undelivered_events(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         Ok(self
             .lock()
             .outbox
             .iter()
-            .filter(|event| event.delivered_at.is_none())
+            .filter(|event| event.delivered_at().is_none())
             .take(limit)
             .cloned()
             .collect())
@@ -161,12 +165,12 @@ impl OrderStore for MemoryStore {
     async fn events_for_order(
         &self,
         out_trade_no: &OutTradeNo,
-    ) -> Result<Vec<PaidEvent>, StoreError> {
+    ) -> Result<Vec<Event>, StoreError> {
         Ok(self
             .lock()
             .outbox
             .iter()
-            .filter(|event| &event.out_trade_no == out_trade_no)
+            .filter(|event| event.out_trade_no() == out_trade_no)
             .cloned()
             .collect())
     }
@@ -177,11 +181,14 @@ impl OrderStore for MemoryStore {
         let event = state
             .outbox
             .iter_mut()
-            .find(|event| event.event_id == event_id)
+            .find(|event| event.event_id() == event_id)
             .ok_or_else(|| StoreError::EventNotFound {
                 event_id: event_id.to_owned(),
             })?;
-        event.delivered_at.get_or_insert(now);
+        match event {
+            Event::Paid(event) => event.delivered_at.get_or_insert(now),
+            Event::Refund(event) => event.delivered_at.get_or_insert(now),
+        };
         Ok(())
     }
 
@@ -227,4 +234,129 @@ impl OrderStore for MemoryStore {
             .cloned()
             .collect())
     }
+
+    async fn reserve_refund(&self, refund: NewRefund) -> Result<RefundReservation, StoreError> {
+        let now = self.now();
+        let mut state = self.lock();
+        if let Some(existing) = state
+            .refunds
+            .iter()
+            .find(|r| r.out_refund_no == refund.out_refund_no)
+        {
+            return super::existing_refund(existing, &refund.out_trade_no);
+        }
+        let order = state
+            .orders
+            .get_mut(&refund.out_trade_no)
+            .ok_or_else(|| StoreError::NotFound {
+                out_trade_no: refund.out_trade_no.clone(),
+            })?;
+        super::check_refundable(order, refund.amount.fen())?;
+        order.refund_held_fen += refund.amount.fen();
+        order.refund_count += 1;
+        order.updated_at = now;
+        let refund = refund.into_refund(now);
+        state.refunds.push(refund.clone());
+        Ok(RefundReservation::Reserved(refund))
+    }
+
+    async fn update_refund(
+        &self,
+        out_refund_no: &OutRefundNo,
+        update: RefundUpdate,
+        notification_id: Option<&str>,
+    ) -> Result<RefundUpdateOutcome, StoreError> {
+        let now = self.now();
+        let mut state = self.lock();
+        let state = &mut *state;
+        let index = state
+            .refunds
+            .iter()
+            .position(|r| &r.out_refund_no == out_refund_no)
+            .ok_or_else(|| StoreError::RefundNotFound {
+                out_refund_no: out_refund_no.clone(),
+            })?;
+        let current = &state.refunds[index];
+        let outcome = match current.decide(&update)? {
+            RefundDecision::AlreadyApplied => RefundUpdateOutcome::AlreadyApplied(current.clone()),
+            RefundDecision::Apply => {
+                let next = current.applied(&update, now);
+                let (held, refunded) = current.order_effect(&update);
+                let order = state.orders.get(&next.out_trade_no).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "refund {out_refund_no} of missing order {}",
+                        next.out_trade_no
+                    ))
+                })?;
+                let mut order = order.clone();
+                order.refund_held_fen = add_fen(order.refund_held_fen, held)?;
+                order.refunded_fen = add_fen(order.refunded_fen, refunded)?;
+                order.updated_at = now;
+                let event = if next.status == current.status {
+                    None
+                } else {
+                    RefundEvent::for_refund(&order, &next, now)?
+                };
+                if let Some(event) = event {
+                    state.outbox.push(Event::Refund(event));
+                }
+                state.orders.insert(order.out_trade_no.clone(), order);
+                state.refunds[index] = next.clone();
+                RefundUpdateOutcome::Applied(next)
+            }
+        };
+        if let Some(id) = notification_id {
+            state.inbox.insert(id.to_owned());
+        }
+        Ok(outcome)
+    }
+
+    async fn get_refund(&self, out_refund_no: &OutRefundNo) -> Result<Option<Refund>, StoreError> {
+        Ok(self
+            .lock()
+            .refunds
+            .iter()
+            .find(|r| &r.out_refund_no == out_refund_no)
+            .cloned())
+    }
+
+    async fn refunds_for_order(
+        &self,
+        out_trade_no: &OutTradeNo,
+    ) -> Result<Vec<Refund>, StoreError> {
+        Ok(self
+            .lock()
+            .refunds
+            .iter()
+            .filter(|r| &r.out_trade_no == out_trade_no)
+            .cloned()
+            .collect())
+    }
+
+    async fn list_stale_refunds(
+        &self,
+        status: RefundStatus,
+        updated_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Refund>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut found: Vec<Refund> = self
+            .lock()
+            .refunds
+            .iter()
+            .filter(|r| r.status == status && r.updated_at < updated_before)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            (a.updated_at, &a.out_refund_no).cmp(&(b.updated_at, &b.out_refund_no))
+        });
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
+fn add_fen(total: u64, change: i64) -> Result<u64, StoreError> {
+    total
+        .checked_add_signed(change)
+        .ok_or_else(|| StoreError::Corrupt(format!("refund total {total} {change:+} fen")))
 }

@@ -15,9 +15,14 @@
 //!   transitions exactly one is [`TransitionOutcome::Applied`], the others
 //!   [`TransitionOutcome::AlreadyApplied`]. Transient database errors (deadlock, serialization
 //!   failure, SQLite busy) are retried inside the store and do not leak.
-//! - **Outbox**: the `PAID` transition writes a [`PaidEvent`] in the same database transaction,
-//!   so a paid order always has exactly one event, delivered to the app at least once
+//! - **Outbox** of [`Event`]s: the `PAID` transition writes a [`PaidEvent`] in the same database
+//!   transaction, so a paid order always has exactly one paid event, delivered to the app at least once
 //!   ([`OrderStore::undelivered_events`], [`OrderStore::mark_delivered`]).
+//! - **Refunds** are their own records ([`Refund`]). [`OrderStore::reserve_refund`] holds a
+//!   refund's amount against its `PAID` order in one conditional write, so the refunds that are
+//!   not `CLOSED` never exceed the amount paid, however many run at once;
+//!   [`OrderStore::update_refund`] moves it by [`Refund::decide`] with the order's totals and its
+//!   [`RefundEvent`] in one transaction.
 //! - **Inbox** of notification ids. An id is recorded only once the notification's effect is
 //!   durable: either atomically with the transition it caused
 //!   ([`OrderStore::transition_with_notification`]), or by
@@ -31,15 +36,18 @@ use std::error::Error as StdError;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::fields::{Amount, Attach, Currency, OutTradeNo};
+use crate::fields::{OutRefundNo, OutTradeNo};
 use crate::order::{NewOrder, Order, OrderStatus, Transition};
+use crate::refund::{MAX_REFUNDS_PER_ORDER, NewRefund, Refund, RefundStatus, RefundUpdate};
 
+mod event;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use event::{Event, PaidEvent, RefundEvent};
 pub use memory::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use sql::{SqlxStore, SqlxStoreOptions};
@@ -75,8 +83,62 @@ pub enum StoreError {
         /// The transition's name ([`Transition::name`]).
         transition: &'static str,
     },
-    /// No paid event has this id.
-    #[error("paid event {event_id} not found")]
+    /// The order is not `PAID`, so nothing can be refunded from it.
+    #[error("order {out_trade_no} is {status}, not PAID: nothing to refund")]
+    OrderNotPaid {
+        /// The order.
+        out_trade_no: OutTradeNo,
+        /// Its status.
+        status: OrderStatus,
+    },
+    /// The refund would take the order's refunds (those not `CLOSED`) over its paid amount.
+    #[error(
+        "refund of {requested} fen exceeds order {out_trade_no}: paid {paid} fen, {held} fen already held by refunds"
+    )]
+    RefundExceedsPaid {
+        /// The order.
+        out_trade_no: OutTradeNo,
+        /// The order's amount, in fen.
+        paid: u64,
+        /// Fen its refunds that are not closed already hold.
+        held: u64,
+        /// Fen asked for.
+        requested: u64,
+    },
+    /// The order has [`MAX_REFUNDS_PER_ORDER`](crate::refund::MAX_REFUNDS_PER_ORDER) refunds.
+    #[error("order {out_trade_no} already has {limit} refunds")]
+    TooManyRefunds {
+        /// The order.
+        out_trade_no: OutTradeNo,
+        /// The limit.
+        limit: u32,
+    },
+    /// The refund number is taken by a refund of another order.
+    #[error("refund number {out_refund_no} belongs to order {out_trade_no}")]
+    RefundNumberTaken {
+        /// The refund number.
+        out_refund_no: OutRefundNo,
+        /// The order whose refund has it.
+        out_trade_no: OutTradeNo,
+    },
+    /// No refund has this number.
+    #[error("refund {out_refund_no} not found")]
+    RefundNotFound {
+        /// The refund number asked for.
+        out_refund_no: OutRefundNo,
+    },
+    /// The refund status machine has no such move (e.g. `SUCCESS → CLOSED`).
+    #[error("refund {out_refund_no}: no move from {from} to {to}")]
+    RefundImpossible {
+        /// The refund.
+        out_refund_no: OutRefundNo,
+        /// Its status.
+        from: RefundStatus,
+        /// The status asked for.
+        to: RefundStatus,
+    },
+    /// No event has this id.
+    #[error("event {event_id} not found")]
     EventNotFound {
         /// The event id asked for.
         event_id: String,
@@ -148,6 +210,57 @@ impl TransitionOutcome {
     }
 }
 
+/// What [`OrderStore::reserve_refund`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundReservation {
+    /// The refund is stored `PROCESSING` and its amount held against the order.
+    Reserved(Refund),
+    /// A refund with this number existed for this order; it is returned unchanged and nothing
+    /// more is held.
+    Existing(Refund),
+}
+
+impl RefundReservation {
+    /// The stored refund, new or existing.
+    pub fn refund(&self) -> &Refund {
+        match self {
+            RefundReservation::Reserved(refund) | RefundReservation::Existing(refund) => refund,
+        }
+    }
+
+    /// The stored refund, new or existing.
+    pub fn into_refund(self) -> Refund {
+        match self {
+            RefundReservation::Reserved(refund) | RefundReservation::Existing(refund) => refund,
+        }
+    }
+}
+
+/// What a successful [`OrderStore::update_refund`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundUpdateOutcome {
+    /// This call changed the refund; the refund as it now is.
+    Applied(Refund),
+    /// The change had already been made; nothing changed. The refund as it is.
+    AlreadyApplied(Refund),
+}
+
+impl RefundUpdateOutcome {
+    /// The refund after the call.
+    pub fn refund(&self) -> &Refund {
+        match self {
+            RefundUpdateOutcome::Applied(refund) | RefundUpdateOutcome::AlreadyApplied(refund) => {
+                refund
+            }
+        }
+    }
+
+    /// Whether this call made the change.
+    pub fn is_applied(&self) -> bool {
+        matches!(self, RefundUpdateOutcome::Applied(_))
+    }
+}
+
 /// What [`OrderStore::record_notification`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxOutcome {
@@ -155,61 +268,6 @@ pub enum InboxOutcome {
     New,
     /// The id was recorded before.
     Duplicate,
-}
-
-/// The outbox's record that an order was paid, for the app. Written in the same database
-/// transaction as the `PAID` transition and delivered at least once: dedupe on `event_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaidEvent {
-    /// Unique id of the event: [`PaidEvent::id_for`] the order (`paid-{out_trade_no}`).
-    pub event_id: String,
-    /// The paid order.
-    pub out_trade_no: OutTradeNo,
-    /// The upstream's transaction id.
-    pub transaction_id: String,
-    /// The order's amount, in fen.
-    pub amount: Amount,
-    /// The order's currency.
-    pub currency: Currency,
-    /// The payer's openid as the notification reported it.
-    pub payer: Option<String>,
-    /// The order's merchant data.
-    pub attach: Option<Attach>,
-    /// When the payer paid, as the upstream reported it.
-    pub paid_at: OffsetDateTime,
-    /// When the event was written (the `PAID` transition's time).
-    pub created_at: OffsetDateTime,
-    /// When the app confirmed delivery ([`OrderStore::mark_delivered`]), if it did.
-    pub delivered_at: Option<OffsetDateTime>,
-}
-
-impl PaidEvent {
-    /// The id of the paid event of an order: `paid-{out_trade_no}`.
-    pub fn id_for(out_trade_no: &OutTradeNo) -> String {
-        format!("paid-{out_trade_no}")
-    }
-
-    /// The event for `order`, which has just become `PAID` at `now`.
-    pub fn for_paid_order(order: &Order, now: OffsetDateTime) -> Result<Self, StoreError> {
-        let missing = |what: &str| {
-            StoreError::Corrupt(format!("paid order {} has no {what}", order.out_trade_no))
-        };
-        Ok(Self {
-            event_id: Self::id_for(&order.out_trade_no),
-            out_trade_no: order.out_trade_no.clone(),
-            transaction_id: order
-                .transaction_id
-                .clone()
-                .ok_or_else(|| missing("transaction_id"))?,
-            amount: order.amount,
-            currency: order.currency.clone(),
-            payer: order.payer.clone(),
-            attach: order.attach.clone(),
-            paid_at: order.paid_at.ok_or_else(|| missing("paid_at"))?,
-            created_at: crate::order::truncate_to_millis(now),
-            delivered_at: None,
-        })
-    }
 }
 
 /// A recorded disagreement between a notification (or query) and the stored order, e.g. a
@@ -222,6 +280,47 @@ pub struct Mismatch {
     pub detail: String,
     /// When it was recorded.
     pub recorded_at: OffsetDateTime,
+}
+
+/// The reservation answer for a refund number already stored: the same refund again for the
+/// same order, a taken number for another.
+pub(crate) fn existing_refund(
+    existing: &Refund,
+    out_trade_no: &OutTradeNo,
+) -> Result<RefundReservation, StoreError> {
+    if &existing.out_trade_no == out_trade_no {
+        Ok(RefundReservation::Existing(existing.clone()))
+    } else {
+        Err(StoreError::RefundNumberTaken {
+            out_refund_no: existing.out_refund_no.clone(),
+            out_trade_no: existing.out_trade_no.clone(),
+        })
+    }
+}
+
+/// Why `order` cannot hold `fen` more of refunds, if it cannot.
+pub(crate) fn check_refundable(order: &Order, fen: u64) -> Result<(), StoreError> {
+    if order.status != OrderStatus::Paid {
+        return Err(StoreError::OrderNotPaid {
+            out_trade_no: order.out_trade_no.clone(),
+            status: order.status,
+        });
+    }
+    if order.refund_count >= MAX_REFUNDS_PER_ORDER {
+        return Err(StoreError::TooManyRefunds {
+            out_trade_no: order.out_trade_no.clone(),
+            limit: MAX_REFUNDS_PER_ORDER,
+        });
+    }
+    if order.refund_held_fen.saturating_add(fen) > order.amount.fen() {
+        return Err(StoreError::RefundExceedsPaid {
+            out_trade_no: order.out_trade_no.clone(),
+            paid: order.amount.fen(),
+            held: order.refund_held_fen,
+            requested: fen,
+        });
+    }
+    Ok(())
 }
 
 /// Where orders, notification ids and paid events are kept.
@@ -277,16 +376,15 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
     /// Whether the notification `event_id` has been recorded as handled.
     async fn has_notification(&self, event_id: &str) -> Result<bool, StoreError>;
 
-    /// Up to `limit` paid events not yet marked delivered, oldest first.
-    async fn undelivered_events(&self, limit: u32) -> Result<Vec<PaidEvent>, StoreError>;
+    /// Up to `limit` events not yet marked delivered, oldest first.
+    async fn undelivered_events(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
 
-    /// The paid events of an order, delivered or not (at most one: the order is paid once).
-    async fn events_for_order(
-        &self,
-        out_trade_no: &OutTradeNo,
-    ) -> Result<Vec<PaidEvent>, StoreError>;
+    /// The events of an order, delivered or not, oldest first: at most one paid event (the
+    /// order is paid once) and one per refund reaching each of its statuses.
+    async fn events_for_order(&self, out_trade_no: &OutTradeNo)
+    -> Result<Vec<Event>, StoreError>;
 
-    /// Marks a paid event delivered. Marking it again is a success that keeps the first
+    /// Marks an event delivered. Marking it again is a success that keeps the first
     /// delivery time; an unknown id is [`StoreError::EventNotFound`].
     async fn mark_delivered(&self, event_id: &str) -> Result<(), StoreError>;
 
@@ -310,4 +408,47 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
 
     /// The disagreements recorded about an order, oldest first.
     async fn mismatches(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError>;
+
+    /// Reserves a refund: stores it `PROCESSING` and adds its amount to the order's
+    /// [`refund_held_fen`](Order::refund_held_fen), in one conditional write that holds only
+    /// while the order is `PAID`, the held total stays within the order's amount, and the order
+    /// has fewer than [`MAX_REFUNDS_PER_ORDER`](crate::refund::MAX_REFUNDS_PER_ORDER) refunds.
+    /// Of any number of concurrent reservations, exactly those that fit succeed.
+    ///
+    /// A refund number already stored for the same order is [`RefundReservation::Existing`]
+    /// (nothing more is held), for another order [`StoreError::RefundNumberTaken`].
+    ///
+    /// Errors: [`StoreError::NotFound`], [`StoreError::OrderNotPaid`],
+    /// [`StoreError::RefundExceedsPaid`], [`StoreError::TooManyRefunds`].
+    async fn reserve_refund(&self, refund: NewRefund) -> Result<RefundReservation, StoreError>;
+
+    /// Moves a refund as `update` says, by the rule of [`Refund::decide`], in one database
+    /// transaction with the order's totals (`CLOSED` releases the held amount, `SUCCESS` adds
+    /// to [`refunded_fen`](Order::refunded_fen)), its [`RefundEvent`] (for `SUCCESS`, `CLOSED`
+    /// and `ABNORMAL`) and, when given, `notification_id` in the inbox (also when the update was
+    /// already applied).
+    ///
+    /// Errors: [`StoreError::RefundNotFound`], [`StoreError::RefundImpossible`].
+    async fn update_refund(
+        &self,
+        out_refund_no: &OutRefundNo,
+        update: RefundUpdate,
+        notification_id: Option<&str>,
+    ) -> Result<RefundUpdateOutcome, StoreError>;
+
+    /// The refund with this number, if any.
+    async fn get_refund(&self, out_refund_no: &OutRefundNo) -> Result<Option<Refund>, StoreError>;
+
+    /// The refunds of an order, oldest first.
+    async fn refunds_for_order(&self, out_trade_no: &OutTradeNo)
+    -> Result<Vec<Refund>, StoreError>;
+
+    /// Up to `limit` refunds in `status` last changed strictly before `updated_before`, least
+    /// recently changed first: for reconciliation of `PROCESSING` refunds.
+    async fn list_stale_refunds(
+        &self,
+        status: RefundStatus,
+        updated_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Refund>, StoreError>;
 }

@@ -38,7 +38,9 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
-use super::{InboxOutcome, InsertOutcome, OrderStore, PaidEvent, StoreError, TransitionOutcome};
+use super::{
+    Event, InboxOutcome, InsertOutcome, OrderStore, PaidEvent, StoreError, TransitionOutcome,
+};
 use crate::fields::{Amount, Attach, Currency, Description, OpenId, OutTradeNo};
 use crate::order::{NewOrder, Order, OrderStatus, Transition, truncate_to_millis};
 
@@ -222,7 +224,7 @@ async fn pending(store: &dyn OrderStore) -> Order {
 
 async fn deliver_all(store: &dyn OrderStore, no: &OutTradeNo) {
     for event in store.events_for_order(no).await.unwrap() {
-        store.mark_delivered(&event.event_id).await.unwrap();
+        store.mark_delivered(event.event_id()).await.unwrap();
     }
 }
 
@@ -411,7 +413,7 @@ pub async fn lifecycle_to_paid_and_refunded(open: &dyn OpenStore) {
 
     let events = store.events_for_order(&no).await.unwrap();
     assert_eq!(events.len(), 1, "one paid event: {events:?}");
-    let event = &events[0];
+    let event = events[0].as_paid().expect("a paid event");
     assert_eq!(event.event_id, PaidEvent::id_for(&no));
     assert_eq!(event.out_trade_no, no);
     assert_eq!(event.transaction_id, transaction_id);
@@ -659,7 +661,7 @@ pub async fn payment_after_close_is_recorded(open: &dyn OpenStore) {
         assert_eq!(paid_order.status, OrderStatus::Paid);
         let events = store.events_for_order(&no).await.unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].transaction_id, transaction_id);
+        assert_eq!(events[0].as_paid().unwrap().transaction_id, transaction_id);
         deliver_all(&*store, &no).await;
     }
     // But a CLOSED order that never had a prepay id cannot have been paid.
@@ -906,16 +908,16 @@ pub async fn outbox_delivery(open: &dyn OpenStore) {
         numbers.push(pending.out_trade_no);
     }
     let ids: Vec<String> = numbers.iter().map(PaidEvent::id_for).collect();
-    let ours = |events: &[PaidEvent]| -> Vec<String> {
+    let ours = |events: &[Event]| -> Vec<String> {
         events
             .iter()
-            .filter(|e| ids.contains(&e.event_id))
-            .map(|e| e.event_id.clone())
+            .filter(|e| ids.iter().any(|id| id == e.event_id()))
+            .map(|e| e.event_id().to_owned())
             .collect()
     };
     let undelivered = store.undelivered_events(10_000).await.unwrap();
     assert_eq!(ours(&undelivered), ids, "ours, oldest first");
-    assert!(undelivered.iter().all(|e| e.delivered_at.is_none()));
+    assert!(undelivered.iter().all(|e| e.delivered_at().is_none()));
     assert!(store.undelivered_events(1).await.unwrap().len() <= 1);
     assert!(store.undelivered_events(0).await.unwrap().is_empty());
 
@@ -923,11 +925,11 @@ pub async fn outbox_delivery(open: &dyn OpenStore) {
     let undelivered = store.undelivered_events(10_000).await.unwrap();
     assert_eq!(ours(&undelivered), ids[1..].to_vec());
     let delivered = store.events_for_order(&numbers[0]).await.unwrap();
-    let delivered_at = delivered[0].delivered_at.expect("delivered_at set");
+    let delivered_at = delivered[0].delivered_at().expect("delivered_at set");
     assert_recent(delivered_at, "delivered_at");
     store.mark_delivered(&ids[0]).await.unwrap();
     assert_eq!(
-        store.events_for_order(&numbers[0]).await.unwrap()[0].delivered_at,
+        store.events_for_order(&numbers[0]).await.unwrap()[0].delivered_at(),
         Some(delivered_at),
         "marking again keeps the first time"
     );

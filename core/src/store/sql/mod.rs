@@ -29,10 +29,12 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    InboxOutcome, InsertOutcome, Mismatch, OrderStore, PaidEvent, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, Mismatch, OrderStore, RefundReservation,
+    RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use crate::clock::Clock;
-use crate::fields::OutTradeNo;
+use crate::fields::{OutRefundNo, OutTradeNo};
+use crate::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 use crate::order::{NewOrder, Order, OrderStatus, Transition, truncate_to_millis};
 
 /// How often a step that hit a transient database error (deadlock, serialization failure,
@@ -104,10 +106,13 @@ impl Dialect {
 
 const ORDER_COLUMNS: &str = "out_trade_no, provider, appid, mchid, openid, amount_fen, currency, \
      description, attach, status, prepay_id, prepay_expires_at, transaction_id, paid_at, payer, \
-     failure_reason, version, created_at, updated_at";
+     failure_reason, refund_held_fen, refunded_fen, refund_count, version, created_at, updated_at";
 
 const EVENT_COLUMNS: &str = "event_id, out_trade_no, transaction_id, amount_fen, currency, payer, \
-     attach, paid_at, created_at, delivered_at";
+     attach, paid_at, created_at, delivered_at, kind, out_refund_no, refund_id, refund_status";
+
+const REFUND_COLUMNS: &str = "out_refund_no, out_trade_no, amount_fen, reason, status, refund_id, \
+     user_received_account, failure, version, created_at, updated_at, succeeded_at";
 
 fn backend(err: sqlx::Error) -> StoreError {
     StoreError::Backend(Box::new(err))
@@ -121,25 +126,46 @@ fn migrate_error(err: sqlx::migrate::MigrateError) -> StoreError {
 type EmbeddedMigration = (i64, &'static str, &'static str);
 
 #[cfg(feature = "sqlite")]
-const MIGRATIONS_SQLITE: &[EmbeddedMigration] = &[(
-    900001,
-    "wxpay init",
-    include_str!("../../../migrations/sqlite/900001_wxpay_init.sql"),
-)];
+const MIGRATIONS_SQLITE: &[EmbeddedMigration] = &[
+    (
+        900001,
+        "wxpay init",
+        include_str!("../../../migrations/sqlite/900001_wxpay_init.sql"),
+    ),
+    (
+        900002,
+        "wxpay refunds",
+        include_str!("../../../migrations/sqlite/900002_wxpay_refunds.sql"),
+    ),
+];
 
 #[cfg(feature = "postgres")]
-const MIGRATIONS_POSTGRES: &[EmbeddedMigration] = &[(
-    900001,
-    "wxpay init",
-    include_str!("../../../migrations/postgres/900001_wxpay_init.sql"),
-)];
+const MIGRATIONS_POSTGRES: &[EmbeddedMigration] = &[
+    (
+        900001,
+        "wxpay init",
+        include_str!("../../../migrations/postgres/900001_wxpay_init.sql"),
+    ),
+    (
+        900002,
+        "wxpay refunds",
+        include_str!("../../../migrations/postgres/900002_wxpay_refunds.sql"),
+    ),
+];
 
 #[cfg(feature = "mysql")]
-const MIGRATIONS_MYSQL: &[EmbeddedMigration] = &[(
-    900001,
-    "wxpay init",
-    include_str!("../../../migrations/mysql/900001_wxpay_init.sql"),
-)];
+const MIGRATIONS_MYSQL: &[EmbeddedMigration] = &[
+    (
+        900001,
+        "wxpay init",
+        include_str!("../../../migrations/mysql/900001_wxpay_init.sql"),
+    ),
+    (
+        900002,
+        "wxpay refunds",
+        include_str!("../../../migrations/mysql/900002_wxpay_refunds.sql"),
+    ),
+];
 
 /// The migrations compiled into the binary. (`sqlx::migrate!` would need sqlx's `macros`
 /// feature; this is the same thing through sqlx's public `MigrationSource`.)
@@ -574,14 +600,14 @@ impl OrderStore for SqlxStore {
         dispatch!(self.has_notification(event_id))
     }
 
-    async fn undelivered_events(&self, limit: u32) -> Result<Vec<PaidEvent>, StoreError> {
+    async fn undelivered_events(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         dispatch!(self.undelivered_events(limit))
     }
 
     async fn events_for_order(
         &self,
         out_trade_no: &OutTradeNo,
-    ) -> Result<Vec<PaidEvent>, StoreError> {
+    ) -> Result<Vec<Event>, StoreError> {
         dispatch!(self.events_for_order(out_trade_no))
     }
 
@@ -610,5 +636,40 @@ impl OrderStore for SqlxStore {
 
     async fn mismatches(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError> {
         dispatch!(self.mismatches(out_trade_no))
+    }
+
+    async fn reserve_refund(&self, refund: NewRefund) -> Result<RefundReservation, StoreError> {
+        let now = self.now();
+        dispatch!(self.reserve_refund(&refund, now))
+    }
+
+    async fn update_refund(
+        &self,
+        out_refund_no: &OutRefundNo,
+        update: RefundUpdate,
+        notification_id: Option<&str>,
+    ) -> Result<RefundUpdateOutcome, StoreError> {
+        let clock = &*self.clock;
+        dispatch!(self.update_refund(clock, out_refund_no, &update, notification_id))
+    }
+
+    async fn get_refund(&self, out_refund_no: &OutRefundNo) -> Result<Option<Refund>, StoreError> {
+        dispatch!(self.get_refund(out_refund_no))
+    }
+
+    async fn refunds_for_order(
+        &self,
+        out_trade_no: &OutTradeNo,
+    ) -> Result<Vec<Refund>, StoreError> {
+        dispatch!(self.refunds_for_order(out_trade_no))
+    }
+
+    async fn list_stale_refunds(
+        &self,
+        status: RefundStatus,
+        updated_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Refund>, StoreError> {
+        dispatch!(self.list_stale_refunds(status, updated_before, limit))
     }
 }

@@ -7,14 +7,18 @@ use sqlx::Row as _;
 use time::OffsetDateTime;
 
 use super::{
-    EVENT_COLUMNS, MAX_ATTEMPTS, ORDER_COLUMNS, amount_of, backend, corrupt, field, i64_of,
-    is_unique_violation, millis, opt_time_of, retry, time_of,
+    EVENT_COLUMNS, MAX_ATTEMPTS, ORDER_COLUMNS, REFUND_COLUMNS, amount_of, backend, corrupt, field,
+    i64_of, is_unique_violation, millis, opt_time_of, retry, time_of,
 };
 use crate::clock::Clock;
-use crate::fields::{Attach, Currency, Description, OpenId, OutTradeNo};
+use crate::fields::{Attach, Currency, Description, OpenId, OutRefundNo, OutTradeNo, RefundReason};
 use crate::order::{Decision, Order, OrderStatus, Transition};
+use crate::refund::{
+    MAX_REFUNDS_PER_ORDER, NewRefund, Refund, RefundDecision, RefundStatus, RefundUpdate,
+};
 use crate::store::{
-    InboxOutcome, InsertOutcome, Mismatch, PaidEvent, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, Mismatch, PaidEvent, RefundEvent, RefundReservation,
+    RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 
 type Pool = sqlx::Pool<Db>;
@@ -74,31 +78,86 @@ fn order_of(row: &DbRow) -> Result<(Order, i64), StoreError> {
         paid_at: opt_time_of(opt_int(row, "paid_at")?, "paid_at")?,
         payer: opt_text(row, "payer")?,
         failure_reason: opt_text(row, "failure_reason")?,
+        refund_held_fen: fen_of(int(row, "refund_held_fen")?, "refund_held_fen")?,
+        refunded_fen: fen_of(int(row, "refunded_fen")?, "refunded_fen")?,
+        refund_count: field(u32::try_from(int(row, "refund_count")?), "refund_count")?,
         created_at: time_of(int(row, "created_at")?, "created_at")?,
         updated_at: time_of(int(row, "updated_at")?, "updated_at")?,
     };
     Ok((order, int(row, "version")?))
 }
 
-fn event_of(row: &DbRow) -> Result<PaidEvent, StoreError> {
-    Ok(PaidEvent {
-        event_id: text(row, "event_id")?,
+fn fen_of(value: i64, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(format_args!("{column} {value} is negative")))
+}
+
+fn event_of(row: &DbRow) -> Result<Event, StoreError> {
+    let out_trade_no = field(
+        OutTradeNo::try_from(text(row, "out_trade_no")?),
+        "out_trade_no",
+    )?;
+    let currency = field(Currency::try_from(text(row, "currency")?), "currency")?;
+    let created_at = time_of(int(row, "created_at")?, "created_at")?;
+    let delivered_at = opt_time_of(opt_int(row, "delivered_at")?, "delivered_at")?;
+    match text(row, "kind")?.as_str() {
+        "paid" => Ok(Event::Paid(PaidEvent {
+            event_id: text(row, "event_id")?,
+            out_trade_no,
+            transaction_id: text(row, "transaction_id")?,
+            amount: amount_of(int(row, "amount_fen")?)?,
+            currency,
+            payer: opt_text(row, "payer")?,
+            attach: field(
+                opt_text(row, "attach")?.map(Attach::try_from).transpose(),
+                "attach",
+            )?,
+            paid_at: time_of(int(row, "paid_at")?, "paid_at")?,
+            created_at,
+            delivered_at,
+        })),
+        "refund" => Ok(Event::Refund(RefundEvent {
+            event_id: text(row, "event_id")?,
+            out_trade_no,
+            out_refund_no: field(
+                OutRefundNo::try_from(text(row, "out_refund_no")?),
+                "out_refund_no",
+            )?,
+            transaction_id: text(row, "transaction_id")?,
+            refund_id: opt_text(row, "refund_id")?,
+            amount: amount_of(int(row, "amount_fen")?)?,
+            currency,
+            status: field(text(row, "refund_status")?.parse::<RefundStatus>(), "refund_status")?,
+            created_at,
+            delivered_at,
+        })),
+        other => Err(corrupt(format_args!("outbox kind {other:?}"))),
+    }
+}
+
+fn refund_of(row: &DbRow) -> Result<(Refund, i64), StoreError> {
+    let refund = Refund {
+        out_refund_no: field(
+            OutRefundNo::try_from(text(row, "out_refund_no")?),
+            "out_refund_no",
+        )?,
         out_trade_no: field(
             OutTradeNo::try_from(text(row, "out_trade_no")?),
             "out_trade_no",
         )?,
-        transaction_id: text(row, "transaction_id")?,
         amount: amount_of(int(row, "amount_fen")?)?,
-        currency: field(Currency::try_from(text(row, "currency")?), "currency")?,
-        payer: opt_text(row, "payer")?,
-        attach: field(
-            opt_text(row, "attach")?.map(Attach::try_from).transpose(),
-            "attach",
+        reason: field(
+            opt_text(row, "reason")?.map(RefundReason::try_from).transpose(),
+            "reason",
         )?,
-        paid_at: time_of(int(row, "paid_at")?, "paid_at")?,
+        status: field(text(row, "status")?.parse::<RefundStatus>(), "status")?,
+        refund_id: opt_text(row, "refund_id")?,
+        user_received_account: opt_text(row, "user_received_account")?,
+        failure: opt_text(row, "failure")?,
         created_at: time_of(int(row, "created_at")?, "created_at")?,
-        delivered_at: opt_time_of(opt_int(row, "delivered_at")?, "delivered_at")?,
-    })
+        updated_at: time_of(int(row, "updated_at")?, "updated_at")?,
+        succeeded_at: opt_time_of(opt_int(row, "succeeded_at")?, "succeeded_at")?,
+    };
+    Ok((refund, int(row, "version")?))
 }
 
 async fn get_versioned(
@@ -131,7 +190,7 @@ pub(super) async fn insert_if_absent(
     // expected duplicate); MySQL reports the duplicate as an error instead.
     let query = sql(&format!(
         "INSERT INTO wxpay_orders ({ORDER_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
         DIALECT.on_conflict_do_nothing("out_trade_no")
     ));
     let amount = i64_of(order.amount.fen(), "amount")?;
@@ -154,6 +213,9 @@ pub(super) async fn insert_if_absent(
             .bind(order.paid_at.map(millis))
             .bind(order.payer.as_deref())
             .bind(order.failure_reason.as_deref())
+            .bind(i64_of(order.refund_held_fen, "refund_held_fen")?)
+            .bind(i64_of(order.refunded_fen, "refunded_fen")?)
+            .bind(i64::from(order.refund_count))
             .bind(0_i64)
             .bind(millis(order.created_at))
             .bind(millis(order.updated_at))
@@ -271,7 +333,7 @@ async fn try_transition(
             if let Some(event) = &event {
                 sqlx::query(&sql(&format!(
                     "INSERT INTO wxpay_outbox ({EVENT_COLUMNS}) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'paid', NULL, NULL, NULL)"
                 )))
                 .bind(event.event_id.as_str())
                 .bind(event.out_trade_no.as_str())
@@ -346,7 +408,7 @@ async fn events_where(
     condition: &str,
     key: Option<&str>,
     limit: u32,
-) -> Result<Vec<PaidEvent>, StoreError> {
+) -> Result<Vec<Event>, StoreError> {
     let query = &sql(&format!(
         "SELECT {EVENT_COLUMNS} FROM wxpay_outbox WHERE {condition} ORDER BY seq LIMIT ?"
     ));
@@ -368,14 +430,14 @@ async fn events_where(
 pub(super) async fn undelivered_events(
     pool: &Pool,
     limit: u32,
-) -> Result<Vec<PaidEvent>, StoreError> {
+) -> Result<Vec<Event>, StoreError> {
     events_where(pool, "delivered_at IS NULL", None, limit).await
 }
 
 pub(super) async fn events_for_order(
     pool: &Pool,
     out_trade_no: &OutTradeNo,
-) -> Result<Vec<PaidEvent>, StoreError> {
+) -> Result<Vec<Event>, StoreError> {
     events_where(
         pool,
         "out_trade_no = ?",
@@ -492,6 +554,300 @@ pub(super) async fn mismatches(
                 })
             })
             .collect()
+    })
+    .await
+}
+
+async fn get_refund_versioned(
+    pool: &Pool,
+    out_refund_no: &OutRefundNo,
+) -> Result<Option<(Refund, i64)>, StoreError> {
+    let query = sql(&format!(
+        "SELECT {REFUND_COLUMNS} FROM wxpay_refunds WHERE out_refund_no = ?"
+    ));
+    let row = sqlx::query(&query)
+        .bind(out_refund_no.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(backend)?;
+    row.as_ref().map(refund_of).transpose()
+}
+
+pub(super) async fn reserve_refund(
+    pool: &Pool,
+    refund: &NewRefund,
+    now: OffsetDateTime,
+) -> Result<RefundReservation, StoreError> {
+    let refund = &refund.clone().into_refund(now);
+    for _ in 0..MAX_ATTEMPTS {
+        let step = retry(|| async move { try_reserve_refund(pool, refund).await }).await?;
+        if let Some(reservation) = step {
+            return Ok(reservation);
+        }
+    }
+    Err(StoreError::Backend(
+        format!(
+            "order {} kept changing during {MAX_ATTEMPTS} attempts",
+            refund.out_trade_no
+        )
+        .into(),
+    ))
+}
+
+/// One reservation attempt: `None` when a concurrent change got in the way (try again).
+async fn try_reserve_refund(
+    pool: &Pool,
+    refund: &Refund,
+) -> Result<Option<RefundReservation>, StoreError> {
+    if let Some((existing, _)) = get_refund_versioned(pool, &refund.out_refund_no).await? {
+        return crate::store::existing_refund(&existing, &refund.out_trade_no).map(Some);
+    }
+    let fen = i64_of(refund.amount.fen(), "amount")?;
+    let mut tx = pool.begin().await.map_err(backend)?;
+    // The conditional write that keeps refunds within the paid amount: the order's row lock
+    // (PostgreSQL, MySQL) or SQLite's single writer serialises concurrent reservations, and
+    // each re-evaluates the condition on the row as the previous one left it.
+    let held = sqlx::query(&sql(
+        "UPDATE wxpay_orders SET refund_held_fen = refund_held_fen + ?, \
+         refund_count = refund_count + 1, updated_at = ?, version = version + 1 \
+         WHERE out_trade_no = ? AND status = 'PAID' AND refund_held_fen + ? <= amount_fen \
+         AND refund_count < ?",
+    ))
+    .bind(fen)
+    .bind(millis(refund.created_at))
+    .bind(refund.out_trade_no.as_str())
+    .bind(fen)
+    .bind(i64::from(MAX_REFUNDS_PER_ORDER))
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    if held.rows_affected() != 1 {
+        tx.rollback().await.map_err(backend)?;
+        let Some((order, _)) = get_versioned(pool, &refund.out_trade_no).await? else {
+            return Err(StoreError::NotFound {
+                out_trade_no: refund.out_trade_no.clone(),
+            });
+        };
+        crate::store::check_refundable(&order, refund.amount.fen())?;
+        // It fits now: a refund was released in between.
+        return Ok(None);
+    }
+    let inserted = sqlx::query(&sql(&format!(
+        "INSERT INTO wxpay_refunds ({REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(refund.out_refund_no.as_str())
+    .bind(refund.out_trade_no.as_str())
+    .bind(fen)
+    .bind(refund.reason.as_ref().map(RefundReason::as_str))
+    .bind(refund.status.as_str())
+    .bind(refund.refund_id.as_deref())
+    .bind(refund.user_received_account.as_deref())
+    .bind(refund.failure.as_deref())
+    .bind(0_i64)
+    .bind(millis(refund.created_at))
+    .bind(millis(refund.updated_at))
+    .bind(refund.succeeded_at.map(millis))
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(err) if is_unique_violation(&err) => {
+            // A concurrent reservation of the same number won: undo ours and read theirs.
+            tx.rollback().await.map_err(backend)?;
+            return Ok(None);
+        }
+        Err(err) => return Err(backend(err)),
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(Some(RefundReservation::Reserved(refund.clone())))
+}
+
+pub(super) async fn update_refund(
+    pool: &Pool,
+    clock: &dyn Clock,
+    out_refund_no: &OutRefundNo,
+    update: &RefundUpdate,
+    notification_id: Option<&str>,
+) -> Result<RefundUpdateOutcome, StoreError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let step = retry(|| async move {
+            try_update_refund(pool, clock, out_refund_no, update, notification_id).await
+        })
+        .await?;
+        if let Some(outcome) = step {
+            return Ok(outcome);
+        }
+    }
+    Err(StoreError::Backend(
+        format!("refund {out_refund_no} kept changing during {MAX_ATTEMPTS} attempts").into(),
+    ))
+}
+
+/// One compare-and-set attempt: `None` when the refund changed between the read and the write.
+async fn try_update_refund(
+    pool: &Pool,
+    clock: &dyn Clock,
+    out_refund_no: &OutRefundNo,
+    update: &RefundUpdate,
+    notification_id: Option<&str>,
+) -> Result<Option<RefundUpdateOutcome>, StoreError> {
+    let Some((current, version)) = get_refund_versioned(pool, out_refund_no).await? else {
+        return Err(StoreError::RefundNotFound {
+            out_refund_no: out_refund_no.clone(),
+        });
+    };
+    let now = crate::order::truncate_to_millis(clock.now());
+    let inbox = sql(DIALECT.insert_inbox_if_absent());
+    if current.decide(update)? == RefundDecision::AlreadyApplied {
+        if let Some(id) = notification_id {
+            sqlx::query(&inbox)
+                .bind(id)
+                .bind(current.out_trade_no.as_str())
+                .bind(millis(now))
+                .execute(pool)
+                .await
+                .map_err(backend)?;
+        }
+        return Ok(Some(RefundUpdateOutcome::AlreadyApplied(current)));
+    }
+    let next = current.applied(update, now);
+    let (held, refunded) = current.order_effect(update);
+    let mut tx = pool.begin().await.map_err(backend)?;
+    // The order first, as a reservation does, so the two lock rows in the same order.
+    let totals = sqlx::query(&sql(
+        "UPDATE wxpay_orders SET refund_held_fen = refund_held_fen + ?, \
+         refunded_fen = refunded_fen + ?, updated_at = ?, version = version + 1 \
+         WHERE out_trade_no = ?",
+    ))
+    .bind(held)
+    .bind(refunded)
+    .bind(millis(now))
+    .bind(current.out_trade_no.as_str())
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    if totals.rows_affected() != 1 {
+        tx.rollback().await.map_err(backend)?;
+        return Err(corrupt(format_args!(
+            "refund {out_refund_no} of missing order {}",
+            current.out_trade_no
+        )));
+    }
+    let moved = sqlx::query(&sql(
+        "UPDATE wxpay_refunds SET status = ?, refund_id = ?, user_received_account = ?, \
+         failure = ?, updated_at = ?, succeeded_at = ?, version = version + 1 \
+         WHERE out_refund_no = ? AND version = ?",
+    ))
+    .bind(next.status.as_str())
+    .bind(next.refund_id.as_deref())
+    .bind(next.user_received_account.as_deref())
+    .bind(next.failure.as_deref())
+    .bind(millis(next.updated_at))
+    .bind(next.succeeded_at.map(millis))
+    .bind(out_refund_no.as_str())
+    .bind(version)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    if moved.rows_affected() != 1 {
+        tx.rollback().await.map_err(backend)?;
+        return Ok(None);
+    }
+    if next.status != current.status {
+        let row = sqlx::query(&sql(&format!(
+            "SELECT {ORDER_COLUMNS} FROM wxpay_orders WHERE out_trade_no = ?"
+        )))
+        .bind(current.out_trade_no.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let (order, _) = order_of(&row)?;
+        if let Some(event) = RefundEvent::for_refund(&order, &next, now)? {
+            sqlx::query(&sql(&format!(
+                "INSERT INTO wxpay_outbox ({EVENT_COLUMNS}) \
+                 VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?, NULL, 'refund', ?, ?, ?)"
+            )))
+            .bind(event.event_id.as_str())
+            .bind(event.out_trade_no.as_str())
+            .bind(event.transaction_id.as_str())
+            .bind(i64_of(event.amount.fen(), "amount")?)
+            .bind(event.currency.as_str())
+            // The outbox's paid_at column is the order's payment time for refund events too.
+            .bind(order.paid_at.map_or(millis(now), millis))
+            .bind(millis(event.created_at))
+            .bind(event.out_refund_no.as_str())
+            .bind(event.refund_id.as_deref())
+            .bind(event.status.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+    }
+    if let Some(id) = notification_id {
+        sqlx::query(&inbox)
+            .bind(id)
+            .bind(current.out_trade_no.as_str())
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(Some(RefundUpdateOutcome::Applied(next)))
+}
+
+pub(super) async fn get_refund(
+    pool: &Pool,
+    out_refund_no: &OutRefundNo,
+) -> Result<Option<Refund>, StoreError> {
+    retry(|| async move {
+        Ok(get_refund_versioned(pool, out_refund_no)
+            .await?
+            .map(|(refund, _)| refund))
+    })
+    .await
+}
+
+pub(super) async fn refunds_for_order(
+    pool: &Pool,
+    out_trade_no: &OutTradeNo,
+) -> Result<Vec<Refund>, StoreError> {
+    let query = &sql(&format!(
+        "SELECT {REFUND_COLUMNS} FROM wxpay_refunds WHERE out_trade_no = ? \
+         ORDER BY created_at, out_refund_no"
+    ));
+    retry(|| async move {
+        let rows = sqlx::query(query)
+            .bind(out_trade_no.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|row| Ok(refund_of(row)?.0)).collect()
+    })
+    .await
+}
+
+pub(super) async fn list_stale_refunds(
+    pool: &Pool,
+    status: RefundStatus,
+    updated_before: OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<Refund>, StoreError> {
+    let query = &sql(&format!(
+        "SELECT {REFUND_COLUMNS} FROM wxpay_refunds WHERE status = ? AND updated_at < ? \
+         ORDER BY updated_at, out_refund_no LIMIT ?"
+    ));
+    let before = crate::order::to_millis(updated_before)
+        + i64::from(crate::order::truncate_to_millis(updated_before) != updated_before);
+    retry(|| async move {
+        let rows = sqlx::query(query)
+            .bind(status.as_str())
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|row| Ok(refund_of(row)?.0)).collect()
     })
     .await
 }
