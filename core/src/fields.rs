@@ -206,7 +206,10 @@ impl RefundReason {
             ));
         }
         if value.chars().any(char::is_control) {
-            return Err(FieldError::new("reason", "must not contain control characters"));
+            return Err(FieldError::new(
+                "reason",
+                "must not contain control characters",
+            ));
         }
         Ok(())
     }

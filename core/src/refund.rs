@@ -30,7 +30,7 @@ use crate::store::StoreError;
 pub const MAX_REFUNDS_PER_ORDER: u32 = 50;
 
 /// Where a refund is in its life, with WeChat Pay's spellings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefundStatus {
     /// Reserved in the store and asked of (or about to be asked of) the upstream.
@@ -348,8 +348,17 @@ mod tests {
         assert_eq!(p.order_effect(&RefundUpdate::to(Closed)), (-30, 0));
         assert_eq!(p.order_effect(&RefundUpdate::to(Success)), (0, 30));
         assert_eq!(p.order_effect(&RefundUpdate::to(Abnormal)), (0, 0));
-        assert_eq!(refund(Abnormal).order_effect(&RefundUpdate::to(Success)), (0, 30));
-        let done = p.applied(&RefundUpdate::to(Success), datetime!(2024-05-01 10:00:02.5 UTC));
-        assert_eq!(done.succeeded_at, Some(datetime!(2024-05-01 10:00:02.5 UTC)));
+        assert_eq!(
+            refund(Abnormal).order_effect(&RefundUpdate::to(Success)),
+            (0, 30)
+        );
+        let done = p.applied(
+            &RefundUpdate::to(Success),
+            datetime!(2024-05-01 10:00:02.5 UTC),
+        );
+        assert_eq!(
+            done.succeeded_at,
+            Some(datetime!(2024-05-01 10:00:02.5 UTC))
+        );
     }
 }

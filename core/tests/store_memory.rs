@@ -21,7 +21,7 @@ wxpay_core::store_conformance_tests!(opener());
 async fn run_all_runs_every_case() {
     let open = opener().expect("memory store");
     wxpay_core::store::testing::run_all(&open).await;
-    assert_eq!(wxpay_core::store::testing::CASES.len(), 18);
+    assert_eq!(wxpay_core::store::testing::CASES.len(), 25);
 }
 
 /// The suite has teeth: a store that checks the status and then writes without holding a lock
@@ -31,11 +31,12 @@ mod racy {
 
     use async_trait::async_trait;
     use time::OffsetDateTime;
-    use wxpay_core::fields::OutTradeNo;
+    use wxpay_core::fields::{OutRefundNo, OutTradeNo};
     use wxpay_core::order::{Decision, NewOrder, Order, OrderStatus, Transition};
+    use wxpay_core::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
     use wxpay_core::store::{
-        InboxOutcome, InsertOutcome, MemoryStore, Mismatch, OrderStore, PaidEvent, StoreError,
-        TransitionOutcome,
+        Event, InboxOutcome, InsertOutcome, MemoryStore, Mismatch, OrderStore, RefundReservation,
+        RefundUpdateOutcome, StoreError, TransitionOutcome,
     };
 
     /// Reports `Applied` whenever its (stale) read said so.
@@ -80,10 +81,10 @@ mod racy {
         async fn has_notification(&self, id: &str) -> Result<bool, StoreError> {
             self.0.has_notification(id).await
         }
-        async fn undelivered_events(&self, limit: u32) -> Result<Vec<PaidEvent>, StoreError> {
+        async fn undelivered_events(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
             self.0.undelivered_events(limit).await
         }
-        async fn events_for_order(&self, no: &OutTradeNo) -> Result<Vec<PaidEvent>, StoreError> {
+        async fn events_for_order(&self, no: &OutTradeNo) -> Result<Vec<Event>, StoreError> {
             self.0.events_for_order(no).await
         }
         async fn mark_delivered(&self, id: &str) -> Result<(), StoreError> {
@@ -102,6 +103,31 @@ mod racy {
         }
         async fn mismatches(&self, no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError> {
             self.0.mismatches(no).await
+        }
+        async fn reserve_refund(&self, refund: NewRefund) -> Result<RefundReservation, StoreError> {
+            self.0.reserve_refund(refund).await
+        }
+        async fn update_refund(
+            &self,
+            no: &OutRefundNo,
+            update: RefundUpdate,
+            notification_id: Option<&str>,
+        ) -> Result<RefundUpdateOutcome, StoreError> {
+            self.0.update_refund(no, update, notification_id).await
+        }
+        async fn get_refund(&self, no: &OutRefundNo) -> Result<Option<Refund>, StoreError> {
+            self.0.get_refund(no).await
+        }
+        async fn refunds_for_order(&self, no: &OutTradeNo) -> Result<Vec<Refund>, StoreError> {
+            self.0.refunds_for_order(no).await
+        }
+        async fn list_stale_refunds(
+            &self,
+            status: RefundStatus,
+            before: OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<Refund>, StoreError> {
+            self.0.list_stale_refunds(status, before, limit).await
         }
     }
 

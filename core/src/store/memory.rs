@@ -162,10 +162,7 @@ impl OrderStore for MemoryStore {
             .collect())
     }
 
-    async fn events_for_order(
-        &self,
-        out_trade_no: &OutTradeNo,
-    ) -> Result<Vec<Event>, StoreError> {
+    async fn events_for_order(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Event>, StoreError> {
         Ok(self
             .lock()
             .outbox
@@ -245,12 +242,13 @@ impl OrderStore for MemoryStore {
         {
             return super::existing_refund(existing, &refund.out_trade_no);
         }
-        let order = state
-            .orders
-            .get_mut(&refund.out_trade_no)
-            .ok_or_else(|| StoreError::NotFound {
-                out_trade_no: refund.out_trade_no.clone(),
-            })?;
+        let order =
+            state
+                .orders
+                .get_mut(&refund.out_trade_no)
+                .ok_or_else(|| StoreError::NotFound {
+                    out_trade_no: refund.out_trade_no.clone(),
+                })?;
         super::check_refundable(order, refund.amount.fen())?;
         order.refund_held_fen += refund.amount.fen();
         order.refund_count += 1;

@@ -381,8 +381,7 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
 
     /// The events of an order, delivered or not, oldest first: at most one paid event (the
     /// order is paid once) and one per refund reaching each of its statuses.
-    async fn events_for_order(&self, out_trade_no: &OutTradeNo)
-    -> Result<Vec<Event>, StoreError>;
+    async fn events_for_order(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Event>, StoreError>;
 
     /// Marks an event delivered. Marking it again is a success that keeps the first
     /// delivery time; an unknown id is [`StoreError::EventNotFound`].

@@ -39,10 +39,14 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, OrderStore, PaidEvent, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, OrderStore, PaidEvent, RefundEvent, RefundReservation,
+    RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
-use crate::fields::{Amount, Attach, Currency, Description, OpenId, OutTradeNo};
+use crate::fields::{
+    Amount, Attach, Currency, Description, OpenId, OutRefundNo, OutTradeNo, RefundReason,
+};
 use crate::order::{NewOrder, Order, OrderStatus, Transition, truncate_to_millis};
+use crate::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 
 /// Opens the store under test. Every call must open the same underlying data.
 ///
@@ -82,6 +86,13 @@ pub const CASES: &[&str] = &[
     "list_stale_orders",
     "mismatches_are_recorded",
     "data_survives_reopening",
+    "refund_lifecycle",
+    "abnormal_refund_holds_its_amount",
+    "refund_number_is_idempotent",
+    "refund_of_unpaid_order_is_refused",
+    "concurrent_refunds_never_exceed_paid",
+    "refunds_per_order_are_limited",
+    "list_stale_refunds",
 ];
 
 /// Runs every case, in order.
@@ -104,6 +115,13 @@ pub async fn run_all(open: &dyn OpenStore) {
     list_stale_orders(open).await;
     mismatches_are_recorded(open).await;
     data_survives_reopening(open).await;
+    refund_lifecycle(open).await;
+    abnormal_refund_holds_its_amount(open).await;
+    refund_number_is_idempotent(open).await;
+    refund_of_unpaid_order_is_refused(open).await;
+    concurrent_refunds_never_exceed_paid(open).await;
+    refunds_per_order_are_limited(open).await;
+    list_stale_refunds(open).await;
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each running it on the store that
@@ -131,6 +149,13 @@ macro_rules! store_conformance_tests {
             list_stale_orders,
             mismatches_are_recorded,
             data_survives_reopening,
+            refund_lifecycle,
+            abnormal_refund_holds_its_amount,
+            refund_number_is_idempotent,
+            refund_of_unpaid_order_is_refused,
+            concurrent_refunds_never_exceed_paid,
+            refunds_per_order_are_limited,
+            list_stale_refunds,
         );
     };
     (@cases $opener:expr; $($case:ident),* $(,)?) => {
@@ -1139,4 +1164,606 @@ pub async fn data_survives_reopening(open: &dyn OpenStore) {
     )
     .await;
     deliver_all(&*store, &paid_order.out_trade_no).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refunds
+
+/// A `PAID` order of `fen`, its paid event delivered.
+async fn paid_order_of(store: &dyn OrderStore, fen: u64) -> Order {
+    let mut new = sample_order();
+    new.amount = Amount::from_fen(fen).unwrap();
+    let order = match store.insert_if_absent(new).await.unwrap() {
+        InsertOutcome::Inserted(order) => order,
+        InsertOutcome::Existing(order) => panic!("fresh order already existed: {order:?}"),
+    };
+    let no = order.out_trade_no.clone();
+    apply(store, &no, OrderStatus::Created, prepared(&unique("wx"))).await;
+    let paid_order = apply(store, &no, OrderStatus::Pending, paid(&unique("4200"))).await;
+    deliver_all(store, &no).await;
+    paid_order
+}
+
+fn new_refund(order: &Order, fen: u64) -> NewRefund {
+    NewRefund {
+        out_refund_no: OutRefundNo::generate(),
+        out_trade_no: order.out_trade_no.clone(),
+        amount: Amount::from_fen(fen).unwrap(),
+        reason: Some(RefundReason::try_from("商品已售完").unwrap()),
+    }
+}
+
+async fn reserve(store: &dyn OrderStore, refund: NewRefund) -> Refund {
+    match store.reserve_refund(refund).await.unwrap() {
+        RefundReservation::Reserved(refund) => refund,
+        RefundReservation::Existing(refund) => panic!("fresh refund already existed: {refund:?}"),
+    }
+}
+
+async fn update(
+    store: &dyn OrderStore,
+    refund: &Refund,
+    update: RefundUpdate,
+    notification_id: Option<&str>,
+) -> Refund {
+    match store
+        .update_refund(&refund.out_refund_no, update, notification_id)
+        .await
+        .unwrap()
+    {
+        RefundUpdateOutcome::Applied(after) => {
+            let stored = store.get_refund(&refund.out_refund_no).await.unwrap();
+            assert_eq!(
+                stored.as_ref(),
+                Some(&after),
+                "get_refund returns the update"
+            );
+            after
+        }
+        RefundUpdateOutcome::AlreadyApplied(after) => panic!("expected Applied, got {after:?}"),
+    }
+}
+
+fn refund_events(events: &[Event]) -> Vec<(String, RefundStatus)> {
+    events
+        .iter()
+        .filter_map(Event::as_refund)
+        .map(|e| (e.out_refund_no.to_string(), e.status))
+        .collect()
+}
+
+/// A refund is reserved `PROCESSING` with its amount held, learns its refund id, succeeds with
+/// an event and the order's refunded total; a closed one releases its amount; repeats change
+/// nothing and impossible moves are refused.
+pub async fn refund_lifecycle(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let order = paid_order_of(&*store, 1999).await;
+    let no = order.out_trade_no.clone();
+    assert_eq!(
+        (
+            order.refund_held_fen,
+            order.refunded_fen,
+            order.refund_count
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(order.refundable_fen(), 1999);
+
+    let first = new_refund(&order, 500);
+    let reserved = reserve(&*store, first.clone()).await;
+    assert_eq!(reserved.status, RefundStatus::Processing);
+    assert_eq!(reserved.out_refund_no, first.out_refund_no);
+    assert_eq!(reserved.out_trade_no, no);
+    assert_eq!(reserved.amount, first.amount);
+    assert_eq!(reserved.reason, first.reason);
+    assert_eq!(
+        (reserved.refund_id.as_ref(), reserved.succeeded_at),
+        (None, None)
+    );
+    assert_recent(reserved.created_at, "refund created_at");
+    assert_eq!(
+        store.get_refund(&first.out_refund_no).await.unwrap(),
+        Some(reserved.clone())
+    );
+    let held = get(&*store, &no).await;
+    assert_eq!(
+        (
+            held.status,
+            held.refund_held_fen,
+            held.refunded_fen,
+            held.refund_count
+        ),
+        (OrderStatus::Paid, 500, 0, 1)
+    );
+
+    // The upstream accepted it: its refund id is recorded, once.
+    let mut accepted = RefundUpdate::to(RefundStatus::Processing);
+    accepted.refund_id = Some(unique("5030"));
+    let processing = update(&*store, &reserved, accepted.clone(), None).await;
+    assert_eq!(processing.refund_id, accepted.refund_id);
+    assert!(
+        !store
+            .update_refund(&reserved.out_refund_no, accepted, None)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+
+    let notification = unique("EV");
+    let succeeded_at = OffsetDateTime::now_utc() - Duration::seconds(1) + Duration::microseconds(3);
+    let success = RefundUpdate {
+        status: RefundStatus::Success,
+        refund_id: None,
+        user_received_account: Some("支付用户零钱".to_owned()),
+        failure: None,
+        succeeded_at: Some(succeeded_at),
+    };
+    let done = update(&*store, &processing, success.clone(), Some(&notification)).await;
+    assert_eq!(done.status, RefundStatus::Success);
+    assert_eq!(done.refund_id, processing.refund_id, "kept");
+    assert_eq!(done.user_received_account.as_deref(), Some("支付用户零钱"));
+    assert_eq!(done.succeeded_at, Some(truncate_to_millis(succeeded_at)));
+    assert!(store.has_notification(&notification).await.unwrap());
+    let after = get(&*store, &no).await;
+    assert_eq!((after.refund_held_fen, after.refunded_fen), (500, 500));
+    assert!(!after.is_fully_refunded());
+
+    // A repeat (a duplicate notification) is a success that changes nothing but the inbox.
+    let duplicate = unique("EV");
+    let again = store
+        .update_refund(&done.out_refund_no, success, Some(&duplicate))
+        .await
+        .unwrap();
+    assert_eq!(again, RefundUpdateOutcome::AlreadyApplied(done.clone()));
+    assert!(store.has_notification(&duplicate).await.unwrap());
+    let err = store
+        .update_refund(
+            &done.out_refund_no,
+            RefundUpdate::to(RefundStatus::Closed),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::RefundImpossible {
+                from: RefundStatus::Success,
+                to: RefundStatus::Closed,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // A second refund of the rest is refused once upstream: its amount is released.
+    let second = reserve(&*store, new_refund(&order, 1499)).await;
+    let over = store
+        .reserve_refund(new_refund(&order, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            over,
+            StoreError::RefundExceedsPaid {
+                paid: 1999,
+                held: 1999,
+                requested: 1,
+                ..
+            }
+        ),
+        "{over:?}"
+    );
+    let mut refused = RefundUpdate::to(RefundStatus::Closed);
+    refused.failure = Some("NOT_ENOUGH: 基本账户余额不足".to_owned());
+    let closed = update(&*store, &second, refused, None).await;
+    assert_eq!(
+        closed.failure.as_deref(),
+        Some("NOT_ENOUGH: 基本账户余额不足")
+    );
+    assert_eq!(get(&*store, &no).await.refund_held_fen, 500);
+
+    // Then the rest can be refunded after all, and the order reads fully refunded.
+    let third = reserve(&*store, new_refund(&order, 1499)).await;
+    update(
+        &*store,
+        &third,
+        RefundUpdate::to(RefundStatus::Success),
+        None,
+    )
+    .await;
+    let full = get(&*store, &no).await;
+    assert_eq!(
+        (full.refund_held_fen, full.refunded_fen, full.refund_count),
+        (1999, 1999, 3)
+    );
+    assert!(full.is_fully_refunded());
+    assert_eq!(
+        full.status,
+        OrderStatus::Paid,
+        "the order keeps its payment status"
+    );
+
+    let refunds = store.refunds_for_order(&no).await.unwrap();
+    let mut numbers: Vec<_> = refunds
+        .iter()
+        .map(|r| r.out_refund_no.to_string())
+        .collect();
+    numbers.sort();
+    let mut expected = vec![
+        done.out_refund_no.to_string(),
+        closed.out_refund_no.to_string(),
+        third.out_refund_no.to_string(),
+    ];
+    expected.sort();
+    assert_eq!(numbers, expected);
+
+    let events = store.events_for_order(&no).await.unwrap();
+    let mut got = refund_events(&events);
+    got.sort();
+    let mut want = vec![
+        (done.out_refund_no.to_string(), RefundStatus::Success),
+        (closed.out_refund_no.to_string(), RefundStatus::Closed),
+        (third.out_refund_no.to_string(), RefundStatus::Success),
+    ];
+    want.sort();
+    assert_eq!(got, want, "one event per settled refund: {events:?}");
+    let event = events
+        .iter()
+        .filter_map(Event::as_refund)
+        .find(|e| e.out_refund_no == done.out_refund_no)
+        .unwrap();
+    assert_eq!(
+        event.event_id,
+        RefundEvent::id_for(&done.out_refund_no, RefundStatus::Success)
+    );
+    assert_eq!(event.out_trade_no, no);
+    assert_eq!(Some(&event.transaction_id), order.transaction_id.as_ref());
+    assert_eq!(event.refund_id, done.refund_id);
+    assert_eq!(event.amount, done.amount);
+    assert_eq!(event.currency, order.currency);
+    assert_eq!(event.delivered_at, None);
+    let undelivered = store.undelivered_events(10_000).await.unwrap();
+    assert!(undelivered.iter().any(|e| e.event_id() == event.event_id));
+    deliver_all(&*store, &no).await;
+    let undelivered = store.undelivered_events(10_000).await.unwrap();
+    assert!(!undelivered.iter().any(|e| e.out_trade_no() == &no));
+}
+
+/// An abnormal refund keeps holding its amount until it is resolved either way.
+pub async fn abnormal_refund_holds_its_amount(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let order = paid_order_of(&*store, 100).await;
+    let refund = reserve(&*store, new_refund(&order, 60)).await;
+    let mut abnormal = RefundUpdate::to(RefundStatus::Abnormal);
+    abnormal.failure = Some("the payer's card was cancelled".to_owned());
+    let stuck = update(&*store, &refund, abnormal, None).await;
+    let err = store
+        .reserve_refund(new_refund(&order, 41))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::RefundExceedsPaid { held: 60, .. }),
+        "{err:?}"
+    );
+    let err = store
+        .update_refund(
+            &stuck.out_refund_no,
+            RefundUpdate::to(RefundStatus::Processing),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::RefundImpossible { .. }),
+        "{err:?}"
+    );
+    update(
+        &*store,
+        &stuck,
+        RefundUpdate::to(RefundStatus::Closed),
+        None,
+    )
+    .await;
+    assert_eq!(get(&*store, &order.out_trade_no).await.refund_held_fen, 0);
+    let events = store.events_for_order(&order.out_trade_no).await.unwrap();
+    let mut got = refund_events(&events);
+    got.sort_by_key(|(_, status)| status.as_str());
+    assert_eq!(
+        got,
+        vec![
+            (stuck.out_refund_no.to_string(), RefundStatus::Abnormal),
+            (stuck.out_refund_no.to_string(), RefundStatus::Closed),
+        ]
+    );
+    deliver_all(&*store, &order.out_trade_no).await;
+}
+
+/// The same refund number twice is one refund; on another order it is refused.
+pub async fn refund_number_is_idempotent(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let order = paid_order_of(&*store, 300).await;
+    let refund = new_refund(&order, 100);
+    let first = reserve(&*store, refund.clone()).await;
+    let again = store.reserve_refund(refund.clone()).await.unwrap();
+    assert_eq!(again, RefundReservation::Existing(first.clone()));
+    let held = get(&*store, &order.out_trade_no).await;
+    assert_eq!(
+        (held.refund_held_fen, held.refund_count),
+        (100, 1),
+        "held once"
+    );
+
+    let other = paid_order_of(&*store, 300).await;
+    let mut taken = refund.clone();
+    taken.out_trade_no = other.out_trade_no.clone();
+    let err = store.reserve_refund(taken).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::RefundNumberTaken { out_trade_no, .. } if out_trade_no == &order.out_trade_no),
+        "{err:?}"
+    );
+    assert_eq!(get(&*store, &other.out_trade_no).await.refund_held_fen, 0);
+
+    // Concurrent reservations of one number: one reserves, the others see it.
+    let contested = new_refund(&other, 10);
+    let outcomes = futures_join_all((0..8).map(|_| {
+        let store = store.clone();
+        let contested = contested.clone();
+        tokio::spawn(async move { store.reserve_refund(contested).await.unwrap() })
+    }))
+    .await;
+    let reserved = outcomes
+        .iter()
+        .filter(|o| matches!(o, RefundReservation::Reserved(_)))
+        .count();
+    assert_eq!(reserved, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.refund().out_refund_no == contested.out_refund_no)
+    );
+    let held = get(&*store, &other.out_trade_no).await;
+    assert_eq!((held.refund_held_fen, held.refund_count), (10, 1));
+    update(
+        &*store,
+        &first,
+        RefundUpdate::to(RefundStatus::Closed),
+        None,
+    )
+    .await;
+    update(
+        &*store,
+        outcomes[0].refund(),
+        RefundUpdate::to(RefundStatus::Closed),
+        None,
+    )
+    .await;
+    deliver_all(&*store, &order.out_trade_no).await;
+    deliver_all(&*store, &other.out_trade_no).await;
+}
+
+/// Only a `PAID` order can be refunded; unknown orders and refunds are errors.
+pub async fn refund_of_unpaid_order_is_refused(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let created = insert(&*store).await;
+    let err = store
+        .reserve_refund(new_refund(&created, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::OrderNotPaid {
+                status: OrderStatus::Created,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let pending_order = apply(
+        &*store,
+        &created.out_trade_no,
+        OrderStatus::Created,
+        prepared(&unique("wx")),
+    )
+    .await;
+    let err = store
+        .reserve_refund(new_refund(&pending_order, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::OrderNotPaid {
+                status: OrderStatus::Pending,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(get(&*store, &created.out_trade_no).await.refund_count, 0);
+    assert!(
+        store
+            .refunds_for_order(&created.out_trade_no)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    apply(
+        &*store,
+        &created.out_trade_no,
+        OrderStatus::Pending,
+        Transition::Closed,
+    )
+    .await;
+
+    let mut unknown = new_refund(&created, 1);
+    unknown.out_trade_no = OutTradeNo::generate();
+    let err = store.reserve_refund(unknown.clone()).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(
+        store.get_refund(&unknown.out_refund_no).await.unwrap(),
+        None
+    );
+    let err = store
+        .update_refund(
+            &unknown.out_refund_no,
+            RefundUpdate::to(RefundStatus::Success),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RefundNotFound { .. }), "{err:?}");
+}
+
+/// 32 concurrent refunds of 1 fen against an order of 10 fen: exactly 10 are reserved.
+pub async fn concurrent_refunds_never_exceed_paid(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let order = paid_order_of(&*store, 10).await;
+    let outcomes = futures_join_all((0..32).map(|_| {
+        let store = store.clone();
+        let refund = new_refund(&order, 1);
+        tokio::spawn(async move { store.reserve_refund(refund).await })
+    }))
+    .await;
+    let reserved: Vec<&Refund> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok(RefundReservation::Reserved(refund)) => Some(refund),
+            _ => None,
+        })
+        .collect();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(StoreError::RefundExceedsPaid { .. })))
+        .count();
+    assert_eq!(reserved.len(), 10, "{outcomes:?}");
+    assert_eq!(refused, 22, "{outcomes:?}");
+    let after = get(&*store, &order.out_trade_no).await;
+    assert_eq!((after.refund_held_fen, after.refund_count), (10, 10));
+    assert_eq!(
+        store
+            .refunds_for_order(&order.out_trade_no)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    for refund in reserved {
+        update(
+            &*store,
+            refund,
+            RefundUpdate::to(RefundStatus::Success),
+            None,
+        )
+        .await;
+    }
+    let after = get(&*store, &order.out_trade_no).await;
+    assert!(after.is_fully_refunded());
+    deliver_all(&*store, &order.out_trade_no).await;
+}
+
+/// An order takes at most `MAX_REFUNDS_PER_ORDER` refunds, closed ones included.
+pub async fn refunds_per_order_are_limited(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let order = paid_order_of(&*store, 1000).await;
+    let limit = crate::refund::MAX_REFUNDS_PER_ORDER;
+    let mut last = None;
+    for _ in 0..limit {
+        last = Some(reserve(&*store, new_refund(&order, 1)).await);
+    }
+    update(
+        &*store,
+        &last.unwrap(),
+        RefundUpdate::to(RefundStatus::Closed),
+        None,
+    )
+    .await;
+    let err = store
+        .reserve_refund(new_refund(&order, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::TooManyRefunds { limit: l, .. } if l == limit),
+        "{err:?}"
+    );
+    let after = get(&*store, &order.out_trade_no).await;
+    assert_eq!(
+        (after.refund_count, after.refund_held_fen),
+        (limit, u64::from(limit) - 1)
+    );
+    deliver_all(&*store, &order.out_trade_no).await;
+}
+
+/// `list_stale_refunds` finds refunds of a status last changed before a cutoff, oldest first.
+pub async fn list_stale_refunds(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let order = paid_order_of(&*store, 100).await;
+    let older = reserve(&*store, new_refund(&order, 10)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let newer = reserve(&*store, new_refund(&order, 10)).await;
+    let cutoff = OffsetDateTime::now_utc() + Duration::seconds(1);
+    let ours = |refunds: Vec<Refund>| -> Vec<OutRefundNo> {
+        refunds
+            .into_iter()
+            .filter(|r| r.out_trade_no == order.out_trade_no)
+            .map(|r| r.out_refund_no)
+            .collect()
+    };
+    let stale = store
+        .list_stale_refunds(RefundStatus::Processing, cutoff, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        ours(stale),
+        vec![older.out_refund_no.clone(), newer.out_refund_no.clone()]
+    );
+    let before_newer = newer.updated_at;
+    let stale = store
+        .list_stale_refunds(RefundStatus::Processing, before_newer, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        ours(stale),
+        vec![older.out_refund_no.clone()],
+        "strictly before"
+    );
+    update(
+        &*store,
+        &older,
+        RefundUpdate::to(RefundStatus::Success),
+        None,
+    )
+    .await;
+    let stale = store
+        .list_stale_refunds(RefundStatus::Processing, cutoff, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(ours(stale), vec![newer.out_refund_no.clone()]);
+    let succeeded = store
+        .list_stale_refunds(RefundStatus::Success, cutoff, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(ours(succeeded), vec![older.out_refund_no.clone()]);
+    update(
+        &*store,
+        &newer,
+        RefundUpdate::to(RefundStatus::Closed),
+        None,
+    )
+    .await;
+    deliver_all(&*store, &order.out_trade_no).await;
+}
+
+/// Spawns every task first (so they run concurrently), then joins them, panicking with a
+/// task's panic.
+async fn futures_join_all<T: Send + 'static>(
+    tasks: impl IntoIterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let tasks: Vec<_> = tasks.into_iter().collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
 }

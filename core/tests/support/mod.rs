@@ -16,16 +16,17 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
 use time::OffsetDateTime;
 use wxpay_core::engine::{Engine, EngineBuilder, HookError, PaidHook};
-use wxpay_core::fields::{NotifyUrl, OutTradeNo};
+use wxpay_core::fields::{NotifyUrl, OutRefundNo, OutTradeNo};
 use wxpay_core::order::{NewOrder, Order, OrderStatus, Transition};
 use wxpay_core::provider::v3::V3Provider;
 use wxpay_core::provider::{
     MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
     Prepay, Provider, ProviderError,
 };
+use wxpay_core::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 use wxpay_core::store::{
-    InboxOutcome, InsertOutcome, MemoryStore, Mismatch, OrderStore, PaidEvent, StoreError,
-    TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, MemoryStore, Mismatch, OrderStore, PaidEvent,
+    RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformPublicKey, PlatformTrust, V3Client,
@@ -200,6 +201,8 @@ pub enum Op {
     MarkDelivered,
     ListStale,
     RecordMismatch,
+    ReserveRefund,
+    UpdateRefund,
 }
 
 /// A [`MemoryStore`] that fails chosen operations on demand, like a database that went away.
@@ -267,7 +270,17 @@ impl FailingStore {
         all
     }
 
+    /// The order's paid events.
     pub async fn events(&self, no: &str) -> Vec<PaidEvent> {
+        self.all_events(no)
+            .await
+            .into_iter()
+            .filter_map(|event| event.as_paid().cloned())
+            .collect()
+    }
+
+    /// The order's events, paid and refund.
+    pub async fn all_events(&self, no: &str) -> Vec<Event> {
         self.inner
             .events_for_order(&OutTradeNo::try_from(no).unwrap())
             .await
@@ -281,8 +294,15 @@ impl FailingStore {
             .unwrap()
     }
 
+    /// The undelivered paid events.
     pub async fn undelivered(&self) -> Vec<PaidEvent> {
-        self.inner.undelivered_events(1000).await.unwrap()
+        self.inner
+            .undelivered_events(1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|event| event.as_paid().cloned())
+            .collect()
     }
 }
 
@@ -333,15 +353,12 @@ impl OrderStore for FailingStore {
         self.inner.has_notification(event_id).await
     }
 
-    async fn undelivered_events(&self, limit: u32) -> Result<Vec<PaidEvent>, StoreError> {
+    async fn undelivered_events(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.check(Op::UndeliveredEvents)?;
         self.inner.undelivered_events(limit).await
     }
 
-    async fn events_for_order(
-        &self,
-        out_trade_no: &OutTradeNo,
-    ) -> Result<Vec<PaidEvent>, StoreError> {
+    async fn events_for_order(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Event>, StoreError> {
         self.inner.events_for_order(out_trade_no).await
     }
 
@@ -371,6 +388,48 @@ impl OrderStore for FailingStore {
 
     async fn mismatches(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError> {
         self.inner.mismatches(out_trade_no).await
+    }
+
+    async fn reserve_refund(&self, refund: NewRefund) -> Result<RefundReservation, StoreError> {
+        self.check(Op::ReserveRefund)?;
+        self.inner.reserve_refund(refund).await
+    }
+
+    async fn update_refund(
+        &self,
+        out_refund_no: &OutRefundNo,
+        update: RefundUpdate,
+        notification_id: Option<&str>,
+    ) -> Result<RefundUpdateOutcome, StoreError> {
+        self.check(Op::UpdateRefund)?;
+        self.inner
+            .update_refund(out_refund_no, update, notification_id)
+            .await
+    }
+
+    async fn get_refund(&self, out_refund_no: &OutRefundNo) -> Result<Option<Refund>, StoreError> {
+        self.check(Op::Get)?;
+        self.inner.get_refund(out_refund_no).await
+    }
+
+    async fn refunds_for_order(
+        &self,
+        out_trade_no: &OutTradeNo,
+    ) -> Result<Vec<Refund>, StoreError> {
+        self.check(Op::Get)?;
+        self.inner.refunds_for_order(out_trade_no).await
+    }
+
+    async fn list_stale_refunds(
+        &self,
+        status: RefundStatus,
+        updated_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Refund>, StoreError> {
+        self.check(Op::ListStale)?;
+        self.inner
+            .list_stale_refunds(status, updated_before, limit)
+            .await
     }
 }
 

@@ -34,8 +34,8 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::fields::{OutRefundNo, OutTradeNo};
-use crate::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 use crate::order::{NewOrder, Order, OrderStatus, Transition, truncate_to_millis};
+use crate::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 
 /// How often a step that hit a transient database error (deadlock, serialization failure,
 /// `SQLITE_BUSY`) or lost a compare-and-set race is tried before giving up.
@@ -604,10 +604,7 @@ impl OrderStore for SqlxStore {
         dispatch!(self.undelivered_events(limit))
     }
 
-    async fn events_for_order(
-        &self,
-        out_trade_no: &OutTradeNo,
-    ) -> Result<Vec<Event>, StoreError> {
+    async fn events_for_order(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Event>, StoreError> {
         dispatch!(self.events_for_order(out_trade_no))
     }
 

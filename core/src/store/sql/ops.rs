@@ -126,7 +126,10 @@ fn event_of(row: &DbRow) -> Result<Event, StoreError> {
             refund_id: opt_text(row, "refund_id")?,
             amount: amount_of(int(row, "amount_fen")?)?,
             currency,
-            status: field(text(row, "refund_status")?.parse::<RefundStatus>(), "refund_status")?,
+            status: field(
+                text(row, "refund_status")?.parse::<RefundStatus>(),
+                "refund_status",
+            )?,
             created_at,
             delivered_at,
         })),
@@ -146,7 +149,9 @@ fn refund_of(row: &DbRow) -> Result<(Refund, i64), StoreError> {
         )?,
         amount: amount_of(int(row, "amount_fen")?)?,
         reason: field(
-            opt_text(row, "reason")?.map(RefundReason::try_from).transpose(),
+            opt_text(row, "reason")?
+                .map(RefundReason::try_from)
+                .transpose(),
             "reason",
         )?,
         status: field(text(row, "status")?.parse::<RefundStatus>(), "status")?,
@@ -427,10 +432,7 @@ async fn events_where(
     .await
 }
 
-pub(super) async fn undelivered_events(
-    pool: &Pool,
-    limit: u32,
-) -> Result<Vec<Event>, StoreError> {
+pub(super) async fn undelivered_events(pool: &Pool, limit: u32) -> Result<Vec<Event>, StoreError> {
     events_where(pool, "delivered_at IS NULL", None, limit).await
 }
 
