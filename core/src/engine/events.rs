@@ -129,9 +129,10 @@ pub(super) async fn dispatch_once(inner: &Inner, hook: &dyn EventHook) -> bool {
 async fn reconcile_forever(inner: Arc<Inner>) {
     loop {
         tokio::time::sleep(inner.settings.reconcile_every).await;
-        let report = super::reconcile::run(&inner).await;
-        if report.checked > 0 {
-            tracing::info!(?report, "reconciled pending orders");
+        let mut report = super::reconcile::run(&inner).await;
+        report.refunds = super::refund::reconcile(&inner).await;
+        if report.checked > 0 || report.refunds.checked > 0 {
+            tracing::info!(?report, "reconciled pending orders and processing refunds");
         }
     }
 }

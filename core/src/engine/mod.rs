@@ -30,15 +30,18 @@ use crate::clock::{self, Clock};
 use crate::provider::{NotificationRejection, PaymentNotification, Provider};
 use crate::store::OrderStore;
 
+mod admin;
 mod checkout;
 mod events;
 mod notify;
 mod openid;
 mod precreate;
 mod reconcile;
+mod refund;
 mod reply;
 mod status;
 
+pub use admin::{AdminToken, REFUND_BODY_LIMIT};
 pub use checkout::{AmountRange, Checkout, CheckoutPolicy, CheckoutRejection, CheckoutRequest};
 pub use events::{BackgroundTasks, EventHook, HookError, PaidHook};
 pub use openid::{
@@ -47,6 +50,7 @@ pub use openid::{
     UnknownOpenidMode,
 };
 pub use reconcile::ReconcileReport;
+pub use refund::{RefundError, RefundOutcome, RefundReconcileReport, RefundRequest};
 pub use reply::ErrorBody;
 
 /// The default route prefix.
@@ -74,6 +78,9 @@ pub enum Route {
     OpenidCallback,
     /// `GET {prefix}/openid/me`: the openid of the presented token.
     OpenidMe,
+    /// `POST {prefix}/orders/{out_trade_no}/refunds` (refund) and `GET` (list the refunds):
+    /// operator routes, mounted with an [`AdminToken`].
+    Refunds,
 }
 
 impl Route {
@@ -87,10 +94,32 @@ impl Route {
         Route::OpenidMe,
     ];
 
-    /// The method the route answers (any other gets 405).
+    /// The routes an [`AdminToken`] adds.
+    const ADMIN: [Route; 1] = [Route::Refunds];
+
+    /// The methods the route answers (any other gets 405).
+    pub fn methods(self) -> Vec<Method> {
+        match self {
+            Route::Refunds => vec![Method::GET, Method::POST],
+            other => vec![other.method()],
+        }
+    }
+
+    /// Whether the route answers `method`.
+    pub fn allows(self, method: &Method) -> bool {
+        match self {
+            Route::Refunds => method == Method::GET || method == Method::POST,
+            other => other.method() == method,
+        }
+    }
+
+    /// The method the route answers; for [`Route::Refunds`], which answers `GET` too, the one
+    /// that takes a body (`POST`). See [`Route::methods`].
     pub fn method(self) -> Method {
         match self {
-            Route::Precreate | Route::Notify | Route::OpenidSession => Method::POST,
+            Route::Precreate | Route::Notify | Route::OpenidSession | Route::Refunds => {
+                Method::POST
+            }
             Route::OrderStatus
             | Route::OpenidAuthorize
             | Route::OpenidCallback
@@ -109,6 +138,7 @@ impl Route {
             Route::OpenidAuthorize => "/openid/authorize",
             Route::OpenidCallback => "/openid/callback",
             Route::OpenidMe => "/openid/me",
+            Route::Refunds => "/orders/{out_trade_no}/refunds",
         }
     }
 
@@ -121,6 +151,7 @@ impl Route {
             Route::OpenidAuthorize => "openid_authorize",
             Route::OpenidCallback => "openid_callback",
             Route::OpenidMe => "openid_me",
+            Route::Refunds => "refunds",
         }
     }
 }
@@ -138,6 +169,9 @@ pub enum EngineError {
     /// The [`OpenidConfig`] cannot work.
     #[error("invalid openid configuration: {0}")]
     Openid(String),
+    /// The admin token cannot be used.
+    #[error("invalid admin token: {0}")]
+    AdminToken(String),
 }
 
 /// How the engine behaves; set through [`EngineBuilder`].
@@ -164,9 +198,18 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     settings: Settings,
     openid: Option<OpenidConfig>,
+    admin_token: Option<AdminToken>,
 }
 
 impl EngineBuilder {
+    /// Mounts the operator routes (`{prefix}/orders/{out_trade_no}/refunds`), which require
+    /// `Authorization: Bearer <token>`. Without a token they are not mounted.
+    #[must_use]
+    pub fn admin_token(mut self, token: AdminToken) -> Self {
+        self.admin_token = Some(token);
+        self
+    }
+
     /// Mounts the openid routes (`{prefix}/openid/…`) and lets precreate take the openid from
     /// a token, as `config` says. Without it those paths are the app's, and precreate takes the
     /// body's `openid` (the seeds' behaviour).
@@ -282,6 +325,7 @@ impl EngineBuilder {
         Ok(Engine {
             inner: Arc::new(Inner {
                 openid,
+                admin_token: self.admin_token,
                 provider: self.provider,
                 store: self.store,
                 policy: self.policy,
@@ -309,6 +353,8 @@ pub(crate) struct Inner {
     pub(crate) settings: Settings,
     /// The openid routes' settings, when configured.
     pub(crate) openid: Option<openid::OpenidSettings>,
+    /// The operator's token; the admin routes are mounted only with one.
+    pub(crate) admin_token: Option<AdminToken>,
     /// Wakes the paid-event dispatcher when an order has just been paid.
     pub(crate) paid_signal: tokio::sync::Notify,
 }
@@ -333,6 +379,7 @@ impl Engine {
             hook: None,
             clock: clock::system(),
             openid: None,
+            admin_token: None,
             settings: Settings {
                 prefix: DEFAULT_PREFIX.to_owned(),
                 notify_body_limit: DEFAULT_NOTIFY_BODY_LIMIT,
@@ -366,6 +413,15 @@ impl Engine {
     pub fn route(&self, _method: &Method, path: &str) -> Option<Route> {
         let rest = path.strip_prefix(self.prefix())?;
         let openid = self.inner.openid.is_some();
+        if self.inner.admin_token.is_some()
+            && let Some(number) = rest
+                .strip_prefix("/orders/")
+                .and_then(|tail| tail.strip_suffix("/refunds"))
+            && !number.is_empty()
+            && !number.contains('/')
+        {
+            return Some(Route::Refunds);
+        }
         match rest {
             "/precreate" => Some(Route::Precreate),
             "/notify" => Some(Route::Notify),
@@ -387,6 +443,9 @@ impl Engine {
         if self.inner.openid.is_some() {
             routes.extend(Route::OPENID);
         }
+        if self.inner.admin_token.is_some() {
+            routes.extend(Route::ADMIN);
+        }
         routes
     }
 
@@ -396,6 +455,7 @@ impl Engine {
             Route::Notify => self.inner.settings.notify_body_limit,
             Route::Precreate => self.inner.settings.precreate_body_limit,
             Route::OpenidSession => SESSION_BODY_LIMIT,
+            Route::Refunds => REFUND_BODY_LIMIT,
             Route::OrderStatus
             | Route::OpenidAuthorize
             | Route::OpenidCallback
@@ -431,18 +491,24 @@ impl Engine {
             out_trade_no = tracing::field::Empty,
         );
         async move {
-            let response = if request.method() != route.method() {
+            let response = if !route.allows(request.method()) {
+                let allowed = route
+                    .methods()
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let mut response = reply::error(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "METHOD_NOT_ALLOWED",
-                    format!("use {}", route.method()),
+                    format!("use {allowed}"),
                 );
-                if let Ok(allow) = http::HeaderValue::from_str(route.method().as_str()) {
+                if let Ok(allow) = http::HeaderValue::from_str(&allowed) {
                     response.headers_mut().insert(http::header::ALLOW, allow);
                 }
                 response
             } else if request.body().len() > self.body_limit(route)
-                && route.method() == Method::POST
+                && request.method() == Method::POST
             {
                 self.payload_too_large(route)
             } else {
@@ -491,6 +557,17 @@ impl Engine {
                 let number = path.rsplit('/').next().unwrap_or_default().to_owned();
                 status::handle(&self.inner, &number).await
             }
+            Route::Refunds => {
+                let number = path.rsplit('/').nth(1).unwrap_or_default();
+                admin::refunds(
+                    &self.inner,
+                    request.method(),
+                    number,
+                    request.headers(),
+                    request.body(),
+                )
+                .await
+            }
             // The openid routes are only routed with their settings (see `route`).
             _ => reply::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such wxpay route"),
         }
@@ -528,9 +605,40 @@ impl Engine {
     }
 
     /// Queries `PENDING` orders older than the reconcile age, applies payments the upstream
-    /// reports, and closes those whose `prepay_id` has expired.
+    /// reports, and closes those whose `prepay_id` has expired; then queries `PROCESSING`
+    /// refunds older than the reconcile age and records where they stand (a refund the
+    /// upstream never recorded is submitted again under its number).
     pub async fn reconcile(&self) -> ReconcileReport {
-        reconcile::run(&self.inner).await
+        let mut report = reconcile::run(&self.inner).await;
+        report.refunds = refund::reconcile(&self.inner).await;
+        report
+    }
+
+    /// Refunds `request.amount` of the paid order `out_trade_no`: reserves it in the store
+    /// (`PROCESSING`, its amount held against the order) and then asks the upstream. A
+    /// definite refusal closes it ([`RefundError::Refused`]); a timeout or upstream failure
+    /// leaves it `PROCESSING` for the reconciler. The same `out_refund_no` again returns the
+    /// stored refund (`created: false`) without asking the upstream.
+    ///
+    /// ```no_run
+    /// # async fn demo(engine: wxpay_core::engine::Engine) -> Result<(), Box<dyn std::error::Error>> {
+    /// use wxpay_core::engine::RefundRequest;
+    /// use wxpay_core::fields::{Amount, OutTradeNo, RefundReason};
+    ///
+    /// let mut request = RefundRequest::new(Amount::from_fen(500)?);
+    /// request.reason = Some(RefundReason::try_from("out of stock")?);
+    /// let outcome = engine
+    ///     .refund(&OutTradeNo::try_from("20240501ORDER0001")?, request)
+    ///     .await?;
+    /// println!("{} is {}", outcome.refund.out_refund_no, outcome.refund.status);
+    /// # Ok(()) }
+    /// ```
+    pub async fn refund(
+        &self,
+        out_trade_no: &crate::fields::OutTradeNo,
+        request: RefundRequest,
+    ) -> Result<RefundOutcome, RefundError> {
+        refund::refund(&self.inner, out_trade_no, request).await
     }
 
     /// Starts the paid-event dispatcher (when a [`PaidHook`] is set) and the reconciler on the

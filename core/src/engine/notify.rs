@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 
-use crate::fields::OutTradeNo;
+use crate::fields::{OutRefundNo, OutTradeNo};
 use crate::order::{Order, OrderStatus, Transition};
 use crate::provider::{PaymentNotification, PaymentReport, PaymentState, RejectionKind};
 use crate::store::StoreError;
@@ -40,6 +40,9 @@ pub(super) async fn apply(inner: &Inner, notification: &PaymentNotification) -> 
         Ok(false) => {}
         Err(error) => return store_failure(inner, &error),
     }
+    if let Some(refund) = &notification.refund {
+        return apply_refund(inner, event_id, refund).await;
+    }
     let Ok(out_trade_no) = OutTradeNo::try_from(report.out_trade_no.as_str()) else {
         // Signed by the upstream but not an order number we could have issued: retrying will
         // not change it, so record and acknowledge.
@@ -66,6 +69,62 @@ pub(super) async fn apply(inner: &Inner, notification: &PaymentNotification) -> 
         Err(error) => return store_failure(inner, &error),
     };
     apply_report(inner, &order, report, Some(event_id)).await
+}
+
+/// Records a verified refund notification: the refund's new status with its event, or, for a
+/// refund this store does not know or a report that does not match it, a mismatch for the
+/// operator. Acknowledged in every case once recorded, so the upstream never retries a genuine
+/// refund notification for a day; a store failure is the one reply that makes it retry.
+async fn apply_refund(
+    inner: &Inner,
+    event_id: &str,
+    report: &crate::provider::RefundReport,
+) -> Response<Bytes> {
+    let provider = &inner.provider;
+    let order_number = report
+        .out_trade_no
+        .as_deref()
+        .and_then(|no| OutTradeNo::try_from(no).ok());
+    let refund = match OutRefundNo::try_from(report.out_refund_no.as_str()) {
+        Ok(no) => match inner.store.get_refund(&no).await {
+            Ok(refund) => refund,
+            Err(error) => return store_failure(inner, &error),
+        },
+        Err(_) => None,
+    };
+    let Some(refund) = refund else {
+        tracing::error!(
+            event_id,
+            out_refund_no = %report.out_refund_no,
+            "verified refund notification for a refund this store does not have"
+        );
+        let detail = format!(
+            "refund notification for unknown refund {:?} ({})",
+            report.out_refund_no, report.status
+        );
+        return match order_number {
+            Some(no) => record_and_acknowledge(inner, event_id, &no, &detail).await,
+            None => match inner.store.record_notification(event_id, None).await {
+                Ok(_) => provider.acknowledge(),
+                Err(error) => store_failure(inner, &error),
+            },
+        };
+    };
+    let order = match inner.store.get(&refund.out_trade_no).await {
+        Ok(Some(order)) => order,
+        Ok(None) => {
+            let error = StoreError::Corrupt(format!(
+                "refund {} of missing order {}",
+                refund.out_refund_no, refund.out_trade_no
+            ));
+            return store_failure(inner, &error);
+        }
+        Err(error) => return store_failure(inner, &error),
+    };
+    match super::refund::record_report(inner, &order, &refund, report, Some(event_id)).await {
+        Ok(_) => provider.acknowledge(),
+        Err(error) => store_failure(inner, &error),
+    }
 }
 
 /// Applies what an upstream reported about `order` (from a notification with `event_id`, or

@@ -17,6 +17,8 @@ pub struct ReconcileReport {
     pub closed: usize,
     /// Orders that could not be settled this time (query or store failure).
     pub failed: usize,
+    /// What the pass did with `PROCESSING` refunds.
+    pub refunds: super::RefundReconcileReport,
 }
 
 const BATCH: u32 = 100;

@@ -291,9 +291,25 @@ pub enum ProviderErrorKind {
     Local,
     /// This upstream has no such operation (e.g. refunds on the seed-001 gateway).
     Unsupported,
+    /// The upstream has no record of what was asked about (an unknown order or refund).
+    NotFound,
 }
 
 impl ProviderError {
+    /// Upstream codes that mean "no such order or refund": v3, v2, QFPay.
+    const NOT_FOUND_CODES: [&'static str; 4] =
+        ["RESOURCE_NOT_EXISTS", "REFUNDNOTEXIST", "ORDERNOTEXIST", "ORDER_NOT_EXIST"];
+
+    /// Whether the upstream answered that it has no record of what was asked about.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ProviderErrorKind::NotFound
+            || (self.kind == ProviderErrorKind::Rejected
+                && self
+                    .upstream_code
+                    .as_deref()
+                    .is_some_and(|code| Self::NOT_FOUND_CODES.contains(&code)))
+    }
+
     /// The error of an operation `what` this upstream does not have.
     pub fn unsupported(provider: &str, what: &str) -> Self {
         Self {
@@ -359,6 +375,12 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Closes the unpaid upstream order.
     async fn close(&self, order: &Order) -> Result<(), ProviderError>;
+
+    /// Whether this upstream can refund ([`Provider::refund`] is implemented). The engine
+    /// refuses refunds up front, before reserving anything, when it cannot.
+    fn refunds_supported(&self) -> bool {
+        false
+    }
 
     /// Asks the upstream to refund `refund` of the paid `order`. Must be idempotent for the
     /// same `out_refund_no` (the engine asks again after a failure whose effect is unknown).

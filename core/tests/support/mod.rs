@@ -184,6 +184,26 @@ impl Provider for CountingProvider {
         self.closes.fetch_add(1, Ordering::SeqCst);
         self.inner.close(order).await
     }
+
+    fn refunds_supported(&self) -> bool {
+        self.inner.refunds_supported()
+    }
+
+    async fn refund(
+        &self,
+        order: &Order,
+        refund: &Refund,
+    ) -> Result<wxpay_core::provider::RefundReport, ProviderError> {
+        self.inner.refund(order, refund).await
+    }
+
+    async fn query_refund(
+        &self,
+        order: &Order,
+        refund: &Refund,
+    ) -> Result<wxpay_core::provider::RefundReport, ProviderError> {
+        self.inner.query_refund(order, refund).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -484,6 +504,35 @@ impl PaidHook for RecordingHook {
         if failed {
             return Err("the app is not ready".into());
         }
+        self.events.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
+/// An event hook that records every event, paid or refund.
+#[derive(Debug, Default)]
+pub struct RecordingEvents {
+    pub events: Mutex<Vec<Event>>,
+}
+
+impl RecordingEvents {
+    pub fn received(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` events were received.
+    pub async fn wait_for_count(&self, count: usize) -> Vec<Event> {
+        wait_until("events", || {
+            let got = self.received();
+            (got.len() >= count).then_some(got)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl wxpay_core::engine::EventHook for RecordingEvents {
+    async fn on_event(&self, event: &Event) -> Result<(), HookError> {
         self.events.lock().unwrap().push(event.clone());
         Ok(())
     }
