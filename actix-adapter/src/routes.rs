@@ -99,6 +99,10 @@ fn engine_path(engine: &Engine, route: Route, request: &HttpRequest) -> String {
             let number = request.path().rsplit('/').next().unwrap_or_default();
             format!("{prefix}/orders/{number}")
         }
+        Route::Refunds => {
+            let number = request.path().rsplit('/').nth(1).unwrap_or_default();
+            format!("{prefix}/orders/{number}/refunds")
+        }
         _ => format!("{prefix}{}", route.path_template()),
     }
 }

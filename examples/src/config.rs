@@ -83,14 +83,20 @@
 //! flow with `qfpay`, WeChat's with `WXPAY_APPID` + `WXPAY_APP_SECRET`). Without them the page
 //! sends the openid of its `?openid=` query.
 //!
-//! Secrets (`WXPAY_APIV3_KEY`, `WXPAY_API_KEY`, `WXPAY_GATEWAY_APP_KEY`, `WXPAY_QFPAY_CLIENT_KEY`,
+//! Operations:
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPAY_ADMIN_TOKEN` | the operator's bearer token (≥ 32 characters, no spaces): mounts `POST`/`GET {prefix}/orders/{out_trade_no}/refunds`, which require `Authorization: Bearer <token>` | unset: no operator routes |
+//!
+//! Secrets (`WXPAY_ADMIN_TOKEN`, `WXPAY_APIV3_KEY`, `WXPAY_API_KEY`, `WXPAY_GATEWAY_APP_KEY`, `WXPAY_QFPAY_CLIENT_KEY`,
 //! `WXPAY_WEIDOUFU_SECRET_KEY`, `WXPAY_APP_SECRET`, `WXPAY_OPENID_TOKEN_KEY`, key files) are never
 //! printed, not even in error messages.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use wxpay_core::engine::OpenidMode;
+use wxpay_core::engine::{AdminToken, OpenidMode};
 use wxpay_core::fields::{Currency, NotifyUrl};
 use wxpay_core::gateway::{AppKey, GatewayConfig};
 use wxpay_core::openid::{AppSecret, OpenidTokenKey};
@@ -301,6 +307,8 @@ pub struct ShopConfig {
     pub bind: SocketAddr,
     /// `DATABASE_URL`.
     pub database_url: String,
+    /// `WXPAY_ADMIN_TOKEN`: mounts the operator routes (refunds) when set.
+    pub admin_token: Option<AdminToken>,
     /// `WXPAY_PROVIDER`.
     pub provider: ProviderKind,
     /// `WXPAY_SIGN_TYPE` for `v2` in sandbox mode (the sandbox merchant is set up with it).
@@ -351,6 +359,16 @@ impl ShopConfig {
                 .map_err(|_| ConfigError::new("WXPAY_BIND", "bad default"))?,
         };
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let admin_token = get("WXPAY_ADMIN_TOKEN")
+            .map(|token| {
+                AdminToken::new(token.trim()).map_err(|e| {
+                    ConfigError::new(
+                        "WXPAY_ADMIN_TOKEN",
+                        e.to_string().replace("invalid admin token: ", ""),
+                    )
+                })
+            })
+            .transpose()?;
         let scheme = database_url.split_once(':').map_or("", |(s, _)| s);
         if !matches!(
             scheme,
@@ -389,6 +407,7 @@ impl ShopConfig {
             return Ok(Self {
                 bind,
                 database_url,
+                admin_token,
                 provider,
                 sandbox_sign_type: sign_type,
                 weidoufu_pay_type,
@@ -421,6 +440,7 @@ impl ShopConfig {
         Ok(Self {
             bind,
             database_url,
+            admin_token,
             provider,
             sandbox_sign_type: sign_type,
             weidoufu_pay_type,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use wxpay_core::engine::{Engine, HookError, OpenidConfig, OpenidMode, PaidHook};
+use wxpay_core::engine::{Engine, EventHook, HookError, OpenidConfig, OpenidMode};
 use wxpay_core::fields::NotifyUrl;
 use wxpay_core::gateway::{AppKey, GatewayClient, GatewayConfig};
 use wxpay_core::openid::{
@@ -21,7 +21,7 @@ use wxpay_core::provider::v2::V2Provider;
 use wxpay_core::provider::v3::V3Provider;
 use wxpay_core::provider::weidoufu::WeidoufuProvider;
 use wxpay_core::qfpay::{ClientKey, QfpayClient, QfpayConfig};
-use wxpay_core::store::{PaidEvent, SqlxStore};
+use wxpay_core::store::{Event, SqlxStore};
 use wxpay_core::v2::{ApiKey, SignType, V2Client, V2Config};
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformPublicKey, PlatformTrust, V3Client,
@@ -44,6 +44,8 @@ pub struct Shop {
     notify_url: String,
     api_base: String,
     openid_mode: Option<OpenidMode>,
+    /// Whether the operator routes are mounted (`WXPAY_ADMIN_TOKEN`).
+    admin_routes: bool,
     database_url: String,
     ignored: Vec<&'static str>,
     _tasks: wxpay_core::engine::BackgroundTasks,
@@ -64,20 +66,32 @@ impl fmt::Debug for Shop {
 /// Why a shop could not start: a configuration error naming its variable.
 pub type StartError = ConfigError;
 
-/// Logs each paid order; a real shop would fulfil it here (dedupe on `event_id`).
+/// Logs each paid order and settled refund; a real shop would fulfil or adjust the order here
+/// (dedupe on `event_id`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LogPaidHook;
+pub struct LogEventsHook;
 
 #[async_trait]
-impl PaidHook for LogPaidHook {
-    async fn on_paid(&self, event: &PaidEvent) -> Result<(), HookError> {
-        tracing::info!(
-            event_id = %event.event_id,
-            out_trade_no = %event.out_trade_no,
-            amount_fen = event.amount.fen(),
-            product = event.attach.as_ref().map(|a| a.as_str()).unwrap_or("-"),
-            "order paid: fulfil it"
-        );
+impl EventHook for LogEventsHook {
+    async fn on_event(&self, event: &Event) -> Result<(), HookError> {
+        match event {
+            Event::Paid(paid) => tracing::info!(
+                event_id = %paid.event_id,
+                out_trade_no = %paid.out_trade_no,
+                amount_fen = paid.amount.fen(),
+                product = paid.attach.as_ref().map(|a| a.as_str()).unwrap_or("-"),
+                "order paid: fulfil it"
+            ),
+            Event::Refund(refund) => tracing::info!(
+                event_id = %refund.event_id,
+                out_trade_no = %refund.out_trade_no,
+                out_refund_no = %refund.out_refund_no,
+                amount_fen = refund.amount.fen(),
+                status = %refund.status,
+                "refund settled: adjust the order"
+            ),
+            other => tracing::info!(event_id = other.event_id(), "event"),
+        }
         Ok(())
     }
 }
@@ -240,7 +254,7 @@ impl Shop {
         let catalog = Catalog::demo();
         let mut builder = Engine::builder(provider, Arc::new(store))
             .checkout_policy(Arc::new(CatalogPolicy::new(catalog.clone())))
-            .paid_hook(Arc::new(LogPaidHook));
+            .event_hook(Arc::new(LogEventsHook));
         let openid = openid_config(
             config.openid,
             sandbox.as_ref(),
@@ -248,6 +262,10 @@ impl Shop {
             &format!("http://{}", reachable(bound)),
         )?;
         let openid_mode = openid.as_ref().map(|(_, mode)| *mode);
+        let admin_routes = config.admin_token.is_some();
+        if let Some(token) = config.admin_token {
+            builder = builder.admin_token(token);
+        }
         if let Some((openid, _)) = openid {
             builder = builder.openid(openid);
         }
@@ -263,6 +281,7 @@ impl Shop {
             notify_url: notify_url.as_str().to_owned(),
             api_base,
             openid_mode,
+            admin_routes,
             database_url: config.database_url,
             ignored: config.ignored,
             _tasks: tasks,
@@ -386,6 +405,15 @@ impl Shop {
                 p = self.engine.prefix()
             ));
         }
+        lines.push(if self.admin_routes {
+            format!(
+                "  operator:    POST/GET {p}/orders/{{out_trade_no}}/refunds \
+                 (Authorization: Bearer $WXPAY_ADMIN_TOKEN)",
+                p = self.engine.prefix()
+            )
+        } else {
+            "  operator:    off (set WXPAY_ADMIN_TOKEN to refund over HTTP)".to_owned()
+        });
         lines.join("\n")
     }
 }

@@ -126,9 +126,9 @@ struct RefusedReply<'a> {
 }
 
 /// The order number of `…/orders/{out_trade_no}/refunds`, percent-decoded.
-fn order_number(segment: &str) -> Result<OutTradeNo, Response<Bytes>> {
+fn order_number(segment: &str) -> Result<OutTradeNo, crate::fields::FieldError> {
     let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-    OutTradeNo::try_from(decoded.as_ref()).map_err(|error| reply::field_error(&error))
+    OutTradeNo::try_from(decoded.as_ref())
 }
 
 pub(super) async fn refunds(
@@ -147,7 +147,7 @@ pub(super) async fn refunds(
     }
     let out_trade_no = match order_number(segment) {
         Ok(no) => no,
-        Err(response) => return response,
+        Err(error) => return reply::field_error(&error),
     };
     if method == http::Method::POST {
         create_refund(inner, &out_trade_no, headers, body).await
