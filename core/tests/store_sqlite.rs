@@ -78,3 +78,89 @@ async fn unknown_url_schemes_are_refused() {
         );
     }
 }
+
+/// A database created before refunds existed (only migration 900001) keeps its orders and paid
+/// events through the refunds migration, and they can be refunded afterwards.
+#[tokio::test]
+async fn the_refunds_migration_keeps_existing_orders_and_events() {
+    use sqlx::Executor as _;
+    use wxpay_core::fields::{Amount, OutRefundNo, OutTradeNo};
+    use wxpay_core::order::OrderStatus;
+    use wxpay_core::refund::NewRefund;
+    use wxpay_core::store::RefundReservation;
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "wxpay-store-migrate-{}-{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    ));
+    let first_only = dir.join("migrations");
+    std::fs::create_dir_all(&first_only).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/sqlite/900001_wxpay_init.sql"
+        ),
+        first_only.join("900001_wxpay_init.sql"),
+    )
+    .unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("old.db").display());
+    {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::migrate::Migrator::new(first_only.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        pool.execute(
+            "INSERT INTO wxpay_orders (out_trade_no, provider, appid, mchid, openid, amount_fen, \
+             currency, description, attach, status, prepay_id, prepay_expires_at, transaction_id, \
+             paid_at, payer, failure_reason, version, created_at, updated_at) VALUES \
+             ('OLDORDER0001', 'v3', 'wxd678efh567hg6787', '1230000109', 'openid_1', 1999, 'CNY', \
+             'coffee', NULL, 'PAID', 'wx_prepay', 1714557600000, '4200000001', 1714550000000, \
+             'openid_1', NULL, 2, 1714549000000, 1714550000000); \
+             INSERT INTO wxpay_outbox (event_id, out_trade_no, transaction_id, amount_fen, \
+             currency, payer, attach, paid_at, created_at, delivered_at) VALUES \
+             ('paid-OLDORDER0001', 'OLDORDER0001', '4200000001', 1999, 'CNY', 'openid_1', NULL, \
+             1714550000000, 1714550000000, NULL);",
+        )
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    let store = SqlxStore::connect(&url).await.unwrap();
+    let no = OutTradeNo::try_from("OLDORDER0001").unwrap();
+    let order = store
+        .get(&no)
+        .await
+        .unwrap()
+        .expect("the old order is still there");
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(order.amount.fen(), 1999);
+    assert_eq!(order.transaction_id.as_deref(), Some("4200000001"));
+    assert_eq!(
+        (
+            order.refund_held_fen,
+            order.refunded_fen,
+            order.refund_count
+        ),
+        (0, 0, 0)
+    );
+    let events = store.events_for_order(&no).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].as_paid().unwrap().event_id, "paid-OLDORDER0001");
+    let reserved = store
+        .reserve_refund(NewRefund {
+            out_refund_no: OutRefundNo::generate(),
+            out_trade_no: no.clone(),
+            amount: Amount::from_fen(1999).unwrap(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(reserved, RefundReservation::Reserved(_)));
+    store.close().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
