@@ -21,6 +21,12 @@
 //!   the engine serves them as routes with [`engine::OpenidConfig`].
 //! - [`engine`]: [`engine::Engine`], the routes over `http::Request<Bytes>`.
 //! - [`order`] and [`store`]: the order status machine and [`store::OrderStore`] with its stores.
+//! - [`refund`]: refunds as their own records (`PROCESSING → SUCCESS | CLOSED | ABNORMAL`),
+//!   reserved against the paid amount by the store before the upstream is asked;
+//!   [`engine::Engine::refund`] and the admin routes `{prefix}/orders/{out_trade_no}/refunds`
+//!   (with an [`engine::AdminToken`]); refund notifications settle on the notify route and the
+//!   app's [`engine::EventHook`] receives [`store::Event::Refund`] next to
+//!   [`store::Event::Paid`].
 //! - [`fields`]: validated newtypes for order numbers, amounts (integer fen), texts and URLs.
 //! - [`clock`] and [`nonce`]: injectable time and randomness, so tests are byte-exact.
 //!
