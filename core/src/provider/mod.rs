@@ -297,8 +297,12 @@ pub enum ProviderErrorKind {
 
 impl ProviderError {
     /// Upstream codes that mean "no such order or refund": v3, v2, QFPay.
-    const NOT_FOUND_CODES: [&'static str; 4] =
-        ["RESOURCE_NOT_EXISTS", "REFUNDNOTEXIST", "ORDERNOTEXIST", "ORDER_NOT_EXIST"];
+    const NOT_FOUND_CODES: [&'static str; 4] = [
+        "RESOURCE_NOT_EXISTS",
+        "REFUNDNOTEXIST",
+        "ORDERNOTEXIST",
+        "ORDER_NOT_EXIST",
+    ];
 
     /// Whether the upstream answered that it has no record of what was asked about.
     pub fn is_not_found(&self) -> bool {
