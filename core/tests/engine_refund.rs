@@ -591,6 +591,13 @@ async fn the_refund_routes_need_the_admin_token_and_answer_the_documented_codes(
         1,
         "the same number is not sent twice"
     );
+    post_refund(
+        &shop,
+        &order,
+        &json!({"amount": 301, "out_refund_no": "R-route-1"}),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "REFUND_NUMBER_REUSED");
 
     post_refund(&shop, &order, &json!({"amount": 701}))
         .await

@@ -258,6 +258,9 @@ fn refund_error(inner: &Inner, error: &RefundError) -> Response<Bytes> {
         RefundError::NumberTaken(_) => {
             reply::error(StatusCode::CONFLICT, "REFUND_NUMBER_TAKEN", message)
         }
+        RefundError::NumberReused { .. } => {
+            reply::error(StatusCode::CONFLICT, "REFUND_NUMBER_REUSED", message)
+        }
         RefundError::Field(field) => reply::field_error(field),
         RefundError::NotSupported(_) => {
             reply::error(StatusCode::NOT_IMPLEMENTED, "REFUND_NOT_SUPPORTED", message)

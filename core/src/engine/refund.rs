@@ -81,6 +81,15 @@ pub enum RefundError {
     /// The refund number belongs to a refund of another order.
     #[error("refund number {0} belongs to another order")]
     NumberTaken(OutRefundNo),
+    /// The refund number is this order's refund of another amount: asking again with a number
+    /// repeats that refund, it cannot change it.
+    #[error("refund {} is of {} fen, not {requested} fen", .existing.out_refund_no, .existing.amount.fen())]
+    NumberReused {
+        /// The stored refund.
+        existing: Box<Refund>,
+        /// The amount asked for now.
+        requested: u64,
+    },
     /// A request field is invalid.
     #[error(transparent)]
     Field(#[from] FieldError),
@@ -143,16 +152,25 @@ pub(super) async fn refund(
         )));
     }
     let new = NewRefund {
-        out_refund_no: request.out_refund_no.unwrap_or_else(OutRefundNo::generate),
+        out_refund_no: request
+            .out_refund_no
+            .clone()
+            .unwrap_or_else(OutRefundNo::generate),
         out_trade_no: out_trade_no.clone(),
         amount: request.amount,
-        reason: request.reason,
+        reason: request.reason.clone(),
     };
     let refund = match inner.store.reserve_refund(new).await? {
-        RefundReservation::Existing(refund) => {
+        RefundReservation::Existing(refund) if refund.amount == request.amount => {
             return Ok(RefundOutcome {
                 refund,
                 created: false,
+            });
+        }
+        RefundReservation::Existing(refund) => {
+            return Err(RefundError::NumberReused {
+                existing: Box::new(refund),
+                requested: request.amount.fen(),
             });
         }
         RefundReservation::Reserved(refund) => refund,

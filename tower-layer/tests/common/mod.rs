@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use tokio::sync::mpsc;
 use wxpay_sandbox::{Sandbox, SandboxConfig};
-use wxpay_tower::core::engine::Engine;
+use wxpay_tower::core::engine::{Engine, EngineBuilder};
 use wxpay_tower::core::fields::NotifyUrl;
 use wxpay_tower::core::provider::v3::V3Provider;
 use wxpay_tower::core::store::MemoryStore;
@@ -25,6 +25,11 @@ pub async fn sandbox() -> Sandbox {
 /// An engine (memory store, default policy) whose upstream is `sandbox` and whose notify URL
 /// is `notify_url`.
 pub fn engine(sandbox: &Sandbox, notify_url: &str) -> Engine {
+    engine_builder(sandbox, notify_url).build().unwrap()
+}
+
+/// The builder of [`engine`], to add settings (an admin token, a hook).
+pub fn engine_builder(sandbox: &Sandbox, notify_url: &str) -> EngineBuilder {
     let merchant = sandbox.merchant();
     let platform = sandbox.platform();
     let credentials = MerchantCredentials::new(
@@ -51,8 +56,6 @@ pub fn engine(sandbox: &Sandbox, notify_url: &str) -> Engine {
         NotifyUrl::parse_for_local_development(notify_url).unwrap(),
     );
     Engine::builder(Arc::new(provider), Arc::new(MemoryStore::new()))
-        .build()
-        .unwrap()
 }
 
 /// A request body fed chunk by chunk from a channel: it ends when the sender is dropped.
