@@ -23,6 +23,14 @@ pub enum SandboxError {
         /// Human-readable explanation.
         message: String,
     },
+    /// A refund control (settling a refund) was refused.
+    #[error("refund control refused: {code}: {message}")]
+    Refund {
+        /// Upper-snake code, e.g. `REFUND_NOT_FOUND`.
+        code: String,
+        /// Human-readable explanation.
+        message: String,
+    },
     /// Waiting for something timed out.
     #[error("timed out waiting for {0}")]
     Timeout(String),

@@ -76,6 +76,7 @@ mod jsbridge;
 mod keys;
 pub mod openid;
 pub mod qfpay;
+mod refunds;
 mod server;
 mod simulate;
 mod state;
@@ -96,6 +97,7 @@ pub use error::SandboxError;
 pub use gateway::GatewayMaterial;
 pub use keys::{MerchantMaterial, PlatformMaterial};
 pub use qfpay::QfpayMaterial;
+pub use refunds::{RefundBehaviour, RefundOutcome, RefundState, RefundView};
 pub use simulate::{PayOutcome, PayRequest, SimulatedOutcome, pay_sign_message};
 pub use v2::SignType as V2SignType;
 pub use weidoufu::WeidoufuMaterial;
@@ -182,6 +184,7 @@ impl Sandbox {
         let base_url = format!("http://{addr}");
         let shared = Arc::new(Shared {
             faults: Mutex::new(config.notify_faults.clone()),
+            refund_behaviour: Mutex::default(),
             config,
             merchant,
             merchant_verifier,
@@ -290,6 +293,28 @@ impl Sandbox {
     /// Replaces the faults applied to notifications of payments made from now on.
     pub fn set_notify_faults(&self, faults: NotifyFaults) {
         *lock(&self.shared.faults) = faults;
+    }
+
+    /// Replaces how refunds accepted from now on behave (outcome, delay, injected refusals and
+    /// lost answers), as `POST /sandbox/refund-behaviour` does.
+    pub fn set_refund_behaviour(&self, behaviour: RefundBehaviour) {
+        *lock(&self.shared.refund_behaviour) = behaviour;
+    }
+
+    /// Every refund the sandbox holds, oldest first, as `GET /sandbox/refunds` lists them.
+    pub fn refunds(&self) -> Vec<RefundView> {
+        refunds::all(&self.shared)
+    }
+
+    /// Settles a `PROCESSING` or `ABNORMAL` refund as `state` and sends its notification, as
+    /// `POST /sandbox/refunds/{out_refund_no}/settle` does (what an operator does in the
+    /// merchant platform for an abnormal refund).
+    pub fn settle_refund(
+        &self,
+        out_refund_no: &str,
+        state: RefundState,
+    ) -> Result<RefundView, SandboxError> {
+        refunds::settle(&self.shared, out_refund_no, state)
     }
 
     /// Waits until a real notification for `out_trade_no` has been acknowledged and returns

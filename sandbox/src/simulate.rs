@@ -312,7 +312,7 @@ pub(crate) fn pay(shared: &Arc<Shared>, req: &PayRequest) -> Result<PayOutcome, 
 }
 
 /// Delivers `notification` in the background with the current faults and retry schedule.
-fn start_delivery(shared: &Arc<Shared>, notification: delivery::Notification) {
+pub(crate) fn start_delivery(shared: &Arc<Shared>, notification: delivery::Notification) {
     let faults = lock(&shared.faults).clone();
     let schedule = shared.config.notify_retry_schedule.clone();
     shared.spawn(delivery::deliver(
@@ -487,6 +487,90 @@ async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     StatusCode::NO_CONTENT.into_response()
 }
 
+#[derive(Deserialize)]
+struct RefundBehaviourBody {
+    #[serde(default)]
+    outcome: crate::refunds::RefundOutcome,
+    #[serde(default = "default_refund_delay_ms")]
+    delay_ms: u64,
+    #[serde(default)]
+    refuse_next: u32,
+    #[serde(default)]
+    lose_answer_next: u32,
+}
+
+fn default_refund_delay_ms() -> u64 {
+    50
+}
+
+async fn set_refund_behaviour(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let b: RefundBehaviourBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error_json(StatusCode::BAD_REQUEST, "INVALID_REQUEST", &e.to_string()),
+    };
+    *lock(&shared.refund_behaviour) = crate::refunds::RefundBehaviour {
+        outcome: b.outcome,
+        delay: Duration::from_millis(b.delay_ms),
+        refuse_next: b.refuse_next,
+        lose_answer_next: b.lose_answer_next,
+    };
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn list_refunds(State(shared): State<Arc<Shared>>) -> Response {
+    v3::json_response(
+        StatusCode::OK,
+        &serde_json::to_value(crate::refunds::all(&shared)).unwrap_or_default(),
+    )
+}
+
+#[derive(Deserialize)]
+struct SettleBody {
+    status: String,
+}
+
+async fn settle_refund(
+    State(shared): State<Arc<Shared>>,
+    Path(out_refund_no): Path<String>,
+    body: Bytes,
+) -> Response {
+    use crate::refunds::RefundState;
+    let state = match serde_json::from_slice::<SettleBody>(&body)
+        .map(|b| b.status)
+        .as_deref()
+    {
+        Ok("SUCCESS") => RefundState::Success,
+        Ok("ABNORMAL") => RefundState::Abnormal,
+        Ok("CLOSED") => RefundState::Closed,
+        _ => {
+            return error_json(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "body must be {\"status\": \"SUCCESS\" | \"ABNORMAL\" | \"CLOSED\"}",
+            );
+        }
+    };
+    match crate::refunds::settle(&shared, &out_refund_no, state) {
+        Ok(view) => v3::json_response(
+            StatusCode::OK,
+            &serde_json::to_value(view).unwrap_or_default(),
+        ),
+        Err(SandboxError::Refund { code, message }) => {
+            let status = if code == "REFUND_NOT_FOUND" {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::CONFLICT
+            };
+            error_json(status, &code, &message)
+        }
+        Err(e) => error_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "SYSTEM_ERROR",
+            &e.to_string(),
+        ),
+    }
+}
+
 /// Public facts a frontend or a shop needs (never the merchant private key).
 async fn info(State(shared): State<Arc<Shared>>) -> Response {
     let p = &shared.platform_material;
@@ -549,6 +633,12 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/sandbox/prepay/{prepay_id}", get(prepay_info))
         .route("/sandbox/deliveries", get(deliveries))
         .route("/sandbox/faults", post(set_faults))
+        .route("/sandbox/refund-behaviour", post(set_refund_behaviour))
+        .route("/sandbox/refunds", get(list_refunds))
+        .route(
+            "/sandbox/refunds/{out_refund_no}/settle",
+            post(settle_refund),
+        )
         .route("/sandbox/info", get(info))
         .route("/sandbox/jsbridge.js", get(jsbridge))
         .layer(middleware::from_fn(cors))

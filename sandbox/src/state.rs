@@ -167,6 +167,8 @@ pub(crate) struct Orders {
     pub(crate) by_weidoufu_out_order_no: HashMap<String, String>,
     /// weidoufu Alipay trades: `trade_no` → weidoufu's own `out_trade_no`.
     pub(crate) by_alipay_trade_no: HashMap<String, String>,
+    /// Refunds of every protocol by `out_refund_no`.
+    pub(crate) refunds: HashMap<String, crate::refunds::Refund>,
 }
 
 /// Everything the handlers and delivery tasks share.
@@ -187,6 +189,7 @@ pub(crate) struct Shared {
     pub(crate) orders: Mutex<Orders>,
     pub(crate) deliveries: DeliveryLog,
     pub(crate) faults: Mutex<NotifyFaults>,
+    pub(crate) refund_behaviour: Mutex<crate::refunds::RefundBehaviour>,
     pub(crate) http: reqwest::Client,
     pub(crate) tasks: Mutex<JoinSet<()>>,
     pub(crate) started: Instant,

@@ -9,15 +9,18 @@ use time::Duration;
 
 use crate::fields::{NotifyUrl, OutTradeNo};
 use crate::order::Order;
+use crate::refund::{Refund, RefundStatus};
 use crate::v3::model::{PrepayAmount, PrepayPayer};
+use crate::v3::refund::{RefundAmount, RefundAmountRequest, parse_time};
 use crate::v3::{
-    ClientError, JsapiPrepayRequest, NotificationError, TradeState, Transaction, V3Client,
-    VerifyError,
+    ClientError, DomesticRefundRequest, JsapiPrepayRequest, NotificationError,
+    NotificationResource, RefundNotice, RefundRecord, TradeState, Transaction,
+    UpstreamRefundStatus, V3Client, VerifyError,
 };
 
 use super::{
     MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
-    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RefundReport, RejectionKind,
 };
 
 /// How long a `prepay_id` is valid.
@@ -45,7 +48,10 @@ impl V3Provider {
 fn provider_error(error: &ClientError) -> ProviderError {
     let may_have_taken_effect = error.may_have_taken_effect();
     let (kind, upstream_code) = match error {
-        ClientError::Api(api) if api.status.is_server_error() => {
+        // 429 FREQUENCY_LIMITED did nothing and asks to be retried later, like a 5xx.
+        ClientError::Api(api)
+            if api.status.is_server_error() || api.status == StatusCode::TOO_MANY_REQUESTS =>
+        {
             (ProviderErrorKind::Unavailable, Some(api.code.clone()))
         }
         ClientError::Api(api) => (ProviderErrorKind::Rejected, Some(api.code.clone())),
@@ -92,6 +98,84 @@ fn report(transaction: &Transaction) -> PaymentReport {
         mchid: Some(transaction.mchid.clone()),
         payer: transaction.payer.as_ref().and_then(|p| p.openid.clone()),
         paid_at: transaction.success_time(),
+    }
+}
+
+/// A status WeChat Pay added after this was written is treated as still processing: the
+/// reconciler keeps asking rather than guessing an outcome.
+fn refund_status(status: &UpstreamRefundStatus) -> RefundStatus {
+    match status {
+        UpstreamRefundStatus::Known(status) => *status,
+        UpstreamRefundStatus::Unknown(other) => {
+            tracing::warn!(status = %other, "unknown refund status from WeChat Pay; kept PROCESSING");
+            RefundStatus::Processing
+        }
+    }
+}
+
+fn failure_of(status: RefundStatus) -> Option<String> {
+    match status {
+        RefundStatus::Abnormal => Some(
+            "ABNORMAL: the payer's account could not take the refund; resolve it in the merchant platform"
+                .to_owned(),
+        ),
+        RefundStatus::Closed => Some("CLOSED: WeChat Pay closed the refund".to_owned()),
+        RefundStatus::Processing | RefundStatus::Success => None,
+    }
+}
+
+fn amounts(amount: Option<&RefundAmount>) -> (Option<u64>, Option<u64>) {
+    (amount.and_then(|a| a.refund), amount.and_then(|a| a.total))
+}
+
+fn record_report(record: &RefundRecord) -> RefundReport {
+    let status = refund_status(&record.status);
+    let (amount, total) = amounts(record.amount.as_ref());
+    RefundReport {
+        out_refund_no: record.out_refund_no.clone(),
+        out_trade_no: record.out_trade_no.clone(),
+        transaction_id: record.transaction_id.clone(),
+        refund_id: Some(record.refund_id.clone()),
+        status,
+        amount,
+        total,
+        mchid: None,
+        succeeded_at: parse_time(record.success_time.as_deref()),
+        user_received_account: record.user_received_account.clone(),
+        failure: failure_of(status),
+    }
+}
+
+fn notice_report(notice: &RefundNotice) -> RefundReport {
+    let status = refund_status(&notice.refund_status);
+    let (amount, total) = amounts(notice.amount.as_ref());
+    RefundReport {
+        out_refund_no: notice.out_refund_no.clone(),
+        out_trade_no: Some(notice.out_trade_no.clone()),
+        transaction_id: notice.transaction_id.clone(),
+        refund_id: notice.refund_id.clone(),
+        status,
+        amount,
+        total,
+        mchid: notice.mchid.clone(),
+        succeeded_at: parse_time(notice.success_time.as_deref()),
+        user_received_account: notice.user_received_account.clone(),
+        failure: failure_of(status),
+    }
+}
+
+/// What a refund notification says about the refunded payment: never a reason to mark it paid.
+fn refunded_payment(notice: &RefundNotice) -> PaymentReport {
+    PaymentReport {
+        out_trade_no: notice.out_trade_no.clone(),
+        state: PaymentState::Refunded,
+        transaction_id: notice.transaction_id.clone(),
+        amount_total: notice.amount.as_ref().and_then(|a| a.total),
+        currency: None,
+        appid: None,
+        mchid: notice.mchid.clone(),
+        payer: None,
+        paid_at: None,
     }
 }
 
@@ -173,7 +257,7 @@ impl Provider for V3Provider {
     ) -> Result<PaymentNotification, NotificationRejection> {
         let verified = self
             .client
-            .verify_transaction_notification(headers, body)
+            .verify_notification(headers, body)
             .await
             .map_err(|error| {
                 let (kind, status) = match &error {
@@ -194,11 +278,17 @@ impl Provider for V3Provider {
                 let message = error.to_string();
                 NotificationRejection::new(kind, message.clone(), failure(status, &message))
             })?;
-        let details = serde_json::to_value(&verified.resource).unwrap_or_default();
+        let details = verified.resource.to_json();
+        let (report, refund) = match &verified.resource {
+            NotificationResource::Transaction(transaction) => (report(transaction), None),
+            NotificationResource::Refund(notice) => {
+                (refunded_payment(notice), Some(notice_report(notice)))
+            }
+        };
         Ok(PaymentNotification {
             event_id: verified.envelope.id,
-            report: report(&verified.resource),
-            refund: None,
+            report,
+            refund,
             details,
         })
     }
@@ -226,6 +316,47 @@ impl Provider for V3Provider {
         self.client
             .close(&order.out_trade_no)
             .await
+            .map_err(|e| provider_error(&e))
+    }
+
+    fn refunds_supported(&self) -> bool {
+        true
+    }
+
+    async fn refund(&self, order: &Order, refund: &Refund) -> Result<RefundReport, ProviderError> {
+        // The request is a function of the stored order and refund only, so a resubmission by
+        // the reconciler is the same refund to WeChat Pay, not a second one.
+        let request = DomesticRefundRequest {
+            out_trade_no: order
+                .transaction_id
+                .is_none()
+                .then(|| order.out_trade_no.clone()),
+            transaction_id: order.transaction_id.clone(),
+            out_refund_no: refund.out_refund_no.clone(),
+            reason: refund.reason.clone(),
+            notify_url: Some(self.notify_url.clone()),
+            amount: RefundAmountRequest {
+                refund: refund.amount.fen(),
+                total: order.amount.fen(),
+                currency: order.currency.clone(),
+            },
+        };
+        self.client
+            .refund(&request)
+            .await
+            .map(|record| record_report(&record))
+            .map_err(|e| provider_error(&e))
+    }
+
+    async fn query_refund(
+        &self,
+        _order: &Order,
+        refund: &Refund,
+    ) -> Result<RefundReport, ProviderError> {
+        self.client
+            .query_refund(&refund.out_refund_no)
+            .await
+            .map(|record| record_report(&record))
             .map_err(|e| provider_error(&e))
     }
 }

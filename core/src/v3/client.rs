@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::Clock;
-use crate::fields::OutTradeNo;
+use crate::fields::{OutRefundNo, OutTradeNo};
 use crate::nonce::NonceSource;
 use crate::transport;
 
@@ -26,7 +26,10 @@ use super::jsapi::{self, JsapiParams};
 use super::model::{
     CertificateList, CloseRequest, ErrorEnvelope, JsapiPrepayRequest, PrepayResponse, Transaction,
 };
-use super::notification::{NotificationError, NotificationParser, VerifiedNotification};
+use super::notification::{
+    NotificationError, NotificationParser, NotificationResource, VerifiedNotification,
+};
+use super::refund::{DomesticRefundRequest, RefundRecord};
 use super::sign::RequestSigner;
 use super::verify::{PlatformTrust, SIGNATURE_TYPE, SignatureHeaders, VerifyError};
 
@@ -388,6 +391,36 @@ impl V3Client {
         Ok(())
     }
 
+    /// `POST /v3/refund/domestic/refunds`: asks for a refund (or, with the same
+    /// `out_refund_no` and parameters, repeats it and gets the same record).
+    pub async fn refund(
+        &self,
+        request: &DomesticRefundRequest,
+    ) -> Result<RefundRecord, ClientError> {
+        let response = self
+            .call_json(
+                Method::POST,
+                "/v3/refund/domestic/refunds".to_owned(),
+                Some(request),
+                CallKind::Write,
+            )
+            .await?;
+        decode(&response.body)
+    }
+
+    /// `GET /v3/refund/domestic/refunds/{out_refund_no}`; a refund WeChat Pay has no record of
+    /// is a 404 `RESOURCE_NOT_EXISTS`.
+    pub async fn query_refund(
+        &self,
+        out_refund_no: &OutRefundNo,
+    ) -> Result<RefundRecord, ClientError> {
+        let path = format!("/v3/refund/domestic/refunds/{out_refund_no}");
+        let response = self
+            .call_json::<()>(Method::GET, path, None, CallKind::Read)
+            .await?;
+        decode(&response.body)
+    }
+
     /// Verifies and decrypts a payment notification. An unknown serial in certificate mode
     /// triggers one rate-limited certificate refresh before giving up.
     pub async fn verify_transaction_notification(
@@ -395,12 +428,31 @@ impl V3Client {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<VerifiedNotification<Transaction>, NotificationError> {
-        match self.inner.notifications.parse_transaction(headers, body) {
+        self.verify_refreshing(|parser| parser.parse_transaction(headers, body))
+            .await
+    }
+
+    /// Verifies and decrypts a payment or refund notification, refreshing certificates for an
+    /// unknown serial as [`verify_transaction_notification`](Self::verify_transaction_notification) does.
+    pub async fn verify_notification(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<VerifiedNotification<NotificationResource>, NotificationError> {
+        self.verify_refreshing(|parser| parser.parse_any(headers, body))
+            .await
+    }
+
+    async fn verify_refreshing<T>(
+        &self,
+        parse: impl Fn(&NotificationParser) -> Result<T, NotificationError>,
+    ) -> Result<T, NotificationError> {
+        match parse(&self.inner.notifications) {
             Err(NotificationError::Verify(VerifyError::UnknownSerial(serial)))
                 if self.inner.trust.uses_certificates() =>
             {
                 if self.refresh_for_unknown_serial(&serial).await {
-                    self.inner.notifications.parse_transaction(headers, body)
+                    parse(&self.inner.notifications)
                 } else {
                     Err(NotificationError::Verify(VerifyError::UnknownSerial(
                         serial,

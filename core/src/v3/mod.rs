@@ -7,6 +7,7 @@
 //! - [`aead`]: `AEAD_AES_256_GCM` decryption of resources.
 //! - [`notification`]: verified, decrypted payment notifications.
 //! - [`model`]: typed request and response bodies.
+//! - [`refund`]: typed refund requests, records and notifications.
 //! - [`client`]: [`V3Client`], the HTTP client.
 
 pub mod aead;
@@ -16,6 +17,7 @@ pub mod credentials;
 pub mod jsapi;
 pub mod model;
 pub mod notification;
+pub mod refund;
 pub mod sign;
 pub mod verify;
 
@@ -25,6 +27,9 @@ pub use client::{ApiError, ClientError, RetryPolicy, V3Client, V3ClientBuilder};
 pub use credentials::{ApiV3Key, ConfigError, MerchantCredentials, MerchantPrivateKey};
 pub use jsapi::JsapiParams;
 pub use model::{JsapiPrepayRequest, PrepayResponse, TradeState, Transaction};
-pub use notification::{NotificationError, NotificationParser, VerifiedNotification};
+pub use notification::{
+    NotificationError, NotificationParser, NotificationResource, VerifiedNotification,
+};
+pub use refund::{DomesticRefundRequest, RefundNotice, RefundRecord, UpstreamRefundStatus};
 pub use sign::RequestSigner;
 pub use verify::{PlatformTrust, SignatureHeaders, VerifyError};

@@ -12,6 +12,7 @@ use crate::clock::{self, Clock};
 use super::aead::DecryptError;
 use super::credentials::ApiV3Key;
 use super::model::{NotificationEnvelope, Transaction};
+use super::refund::RefundNotice;
 use super::verify::{PlatformTrust, SignatureHeaders, VerifyError};
 
 /// The largest notification body accepted by default (WeChat's are a few KiB).
@@ -49,6 +50,29 @@ pub struct VerifiedNotification<T> {
     /// The decrypted resource.
     pub resource: T,
 }
+
+/// What a verified notification is about, by its `event_type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationResource {
+    /// `TRANSACTION.*`: a payment.
+    Transaction(Transaction),
+    /// `REFUND.SUCCESS`, `REFUND.ABNORMAL`, `REFUND.CLOSED`: a refund.
+    Refund(RefundNotice),
+}
+
+impl NotificationResource {
+    /// The resource as JSON, for apps that want fields the engine does not read.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            NotificationResource::Transaction(transaction) => serde_json::to_value(transaction),
+            NotificationResource::Refund(refund) => serde_json::to_value(refund),
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// The event types of refund notifications start with this.
+pub const REFUND_EVENT_PREFIX: &str = "REFUND.";
 
 /// Verifies and decrypts notifications with the platform keys and the API v3 key.
 #[derive(Debug, Clone)]
@@ -116,6 +140,25 @@ impl NotificationParser {
         let plaintext = envelope.resource.decrypt(&self.api_v3_key)?;
         let resource = serde_json::from_slice(&plaintext)
             .map_err(|e| NotificationError::MalformedResource(e.to_string()))?;
+        Ok(VerifiedNotification { envelope, resource })
+    }
+
+    /// Verifies and decrypts any notification, payment or refund, by its `event_type`.
+    pub fn parse_any(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<VerifiedNotification<NotificationResource>, NotificationError> {
+        let envelope = self.verify_envelope(headers, body)?;
+        let plaintext = envelope.resource.decrypt(&self.api_v3_key)?;
+        let malformed = |e: serde_json::Error| NotificationError::MalformedResource(e.to_string());
+        let resource = if envelope.event_type.starts_with(REFUND_EVENT_PREFIX) {
+            NotificationResource::Refund(serde_json::from_slice(&plaintext).map_err(malformed)?)
+        } else {
+            NotificationResource::Transaction(
+                serde_json::from_slice(&plaintext).map_err(malformed)?,
+            )
+        };
         Ok(VerifiedNotification { envelope, resource })
     }
 

@@ -1,5 +1,5 @@
 //! WeChat Pay API v3: request authentication, signed responses, JSAPI transactions,
-//! platform certificates and `TRANSACTION.SUCCESS` notifications.
+//! refunds, platform certificates and `TRANSACTION.SUCCESS` / `REFUND.*` notifications.
 //!
 //! The message formats are implemented here from WeChat Pay's documentation, independently of
 //! wxpay-core, so that the two implementations check each other.
@@ -7,6 +7,7 @@
 mod auth;
 mod certificates;
 pub(crate) mod notify;
+mod refunds;
 pub(crate) mod transactions;
 
 use std::sync::Arc;
@@ -122,6 +123,11 @@ pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
         .route(
             "/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
             post(transactions::close),
+        )
+        .route("/v3/refund/domestic/refunds", post(refunds::create))
+        .route(
+            "/v3/refund/domestic/refunds/{out_refund_no}",
+            get(refunds::query),
         )
         .route("/v3/certificates", get(certificates::list))
         .layer(middleware::from_fn_with_state(Arc::clone(shared), v3_layer))

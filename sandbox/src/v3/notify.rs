@@ -1,4 +1,4 @@
-//! `TRANSACTION.SUCCESS` notifications: the Transaction JSON encrypted with the API v3 key,
+//! `TRANSACTION.SUCCESS` and `REFUND.*` notifications: the resource JSON encrypted with the API v3 key,
 //! signed with the platform key.
 
 use std::sync::Arc;
@@ -25,13 +25,35 @@ pub(crate) fn payment_success(
     shared: &Arc<Shared>,
     order: &Order,
 ) -> Result<Notification, SandboxError> {
-    let plaintext = serde_json::to_vec(&transaction_json(order))
-        .map_err(|e| SandboxError::Config(e.to_string()))?;
+    encrypted(
+        shared,
+        "TRANSACTION.SUCCESS",
+        "支付成功",
+        "transaction",
+        &transaction_json(order),
+        order.notify_url.clone(),
+        order.out_trade_no.clone(),
+    )
+}
+
+/// A notification of `event_type` whose resource is `resource` encrypted with the API v3 key
+/// (associated data `original_type`), signed with the platform key when delivered.
+pub(crate) fn encrypted(
+    shared: &Arc<Shared>,
+    event_type: &str,
+    summary: &str,
+    original_type: &str,
+    resource: &serde_json::Value,
+    url: String,
+    out_trade_no: String,
+) -> Result<Notification, SandboxError> {
+    let plaintext =
+        serde_json::to_vec(resource).map_err(|e| SandboxError::Config(e.to_string()))?;
     let nonce = crypto::random_alnum(12)?;
     let ciphertext = crypto::aes_256_gcm_encrypt(
         shared.api_v3_key.as_bytes(),
         nonce.as_bytes(),
-        b"transaction",
+        original_type.as_bytes(),
         &plaintext,
     )?;
     let id = crypto::random_uuid()?;
@@ -39,13 +61,13 @@ pub(crate) fn payment_success(
         "id": id,
         "create_time": timefmt::rfc3339_cst(OffsetDateTime::now_utc()),
         "resource_type": "encrypt-resource",
-        "event_type": "TRANSACTION.SUCCESS",
-        "summary": "支付成功",
+        "event_type": event_type,
+        "summary": summary,
         "resource": {
-            "original_type": "transaction",
+            "original_type": original_type,
             "algorithm": "AEAD_AES_256_GCM",
             "ciphertext": ciphertext,
-            "associated_data": "transaction",
+            "associated_data": original_type,
             "nonce": nonce,
         }
     });
@@ -53,8 +75,8 @@ pub(crate) fn payment_success(
     let signer = Arc::clone(shared);
     Ok(Notification {
         id,
-        out_trade_no: order.out_trade_no.clone(),
-        url: order.notify_url.clone(),
+        out_trade_no,
+        url,
         content_type: "application/json",
         body: Bytes::from(body),
         probe_body: None,
