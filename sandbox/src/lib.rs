@@ -42,8 +42,11 @@
 //! ## Endpoints
 //! - `POST /v3/pay/transactions/jsapi`, `GET /v3/pay/transactions/out-trade-no/{no}?mchid=`,
 //!   `GET /v3/pay/transactions/id/{id}?mchid=`, `POST /v3/pay/transactions/out-trade-no/{no}/close`,
+//!   `POST /v3/refund/domestic/refunds`, `GET /v3/refund/domestic/refunds/{out_refund_no}`,
 //!   `GET /v3/certificates` — authenticated with `Authorization: WECHATPAY2-SHA256-RSA2048 …`,
-//!   every response signed (`Wechatpay-*` headers).
+//!   every response signed (`Wechatpay-*` headers). A refund never exceeds what is left of
+//!   the payment (`403 NOT_ENOUGH`), the same `out_refund_no` is the same refund, and a settled
+//!   refund is notified as an encrypted, signed `REFUND.SUCCESS | ABNORMAL | CLOSED`.
 //! - `POST /pay/unifiedorder`, `POST /pay/orderquery`, `POST /pay/closeorder` — API v2, XML
 //!   signed with the v2 key ([`Sandbox::v2_api_key`], [`Sandbox::v2_sign_type`]).
 //! - `POST /open/trade/wx/jsapi/precreate` — the gateway ([`Sandbox::gateway`]).
@@ -55,9 +58,13 @@
 //!   (`pay_type` 1) or Alipay (`pay_type` 2, paid with [`PayRequest::alipay_trade_no`]);
 //!   signed form callback.
 //! - `POST /sandbox/pay`, `GET /sandbox/prepay/{prepay_id}`, `GET /sandbox/deliveries`,
-//!   `POST /sandbox/faults`, `GET /sandbox/info`, `GET /sandbox/jsbridge.js` — the sandbox's
-//!   own controls (CORS open, unsigned). `/sandbox/pay` takes the JSAPI parameters
-//!   ([`PayRequest`]), or `{"alipay_trade_no": …}` for a weidoufu Alipay trade.
+//!   `POST /sandbox/faults`, `POST /sandbox/refund-behaviour`, `GET /sandbox/refunds`,
+//!   `POST /sandbox/refunds/{out_refund_no}/settle`, `GET /sandbox/info`,
+//!   `GET /sandbox/jsbridge.js` — the sandbox's own controls (CORS open, unsigned).
+//!   `/sandbox/pay` takes the JSAPI parameters ([`PayRequest`]), or `{"alipay_trade_no": …}`
+//!   for a weidoufu Alipay trade. `/sandbox/refund-behaviour` takes `{"outcome": "SUCCESS" |
+//!   "ABNORMAL" | "CLOSED" | "PROCESSING", "delay_ms", "refuse_next", "lose_answer_next"}`
+//!   ([`RefundBehaviour`]); `/settle` takes `{"status": "SUCCESS" | "ABNORMAL" | "CLOSED"}`.
 //!
 //! ## Browser shim
 //! Load `{base_url}/sandbox/jsbridge.js` in an ordinary browser page: it defines

@@ -1098,3 +1098,87 @@ async fn expired_prepay_id_is_refused_and_replaced() {
         .await;
     assert_ne!(first, second);
 }
+
+#[tokio::test]
+async fn refunds_are_authenticated_bounded_idempotent_and_notified() {
+    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+    let c = Client::new(&sandbox);
+    let receiver = Receiver::default();
+    let url = start_receiver(receiver.clone()).await;
+    let prepay_id = c.prepay("ORDER_REFUND_1", 1000, &url).await;
+    sandbox.pay(c.pay_request(&prepay_id)).await.unwrap();
+    sandbox
+        .wait_for_delivery("ORDER_REFUND_1", Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    let body = |no: &str, refund: i64| {
+        json!({"out_trade_no": "ORDER_REFUND_1", "out_refund_no": no, "reason": "broken",
+               "notify_url": url, "amount": {"refund": refund, "total": 1000, "currency": "CNY"}})
+        .to_string()
+    };
+    let path = "/v3/refund/domestic/refunds";
+    let unsigned = c.send("POST", path, &body("RF1", 400), None).await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+
+    let first = c.call("POST", path, &body("RF1", 400)).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let record = first.json();
+    assert_eq!(record["status"], "PROCESSING");
+    assert_eq!(record["amount"]["refund"], 400);
+    let again = c.call("POST", path, &body("RF1", 400)).await;
+    assert_eq!(
+        again.json()["refund_id"],
+        record["refund_id"],
+        "same refund"
+    );
+    let reused = c.call("POST", path, &body("RF1", 401)).await;
+    assert_eq!(reused.status, StatusCode::BAD_REQUEST);
+    let over = c.call("POST", path, &body("RF2", 601)).await;
+    assert_eq!(over.status, StatusCode::FORBIDDEN);
+    assert_eq!(over.json()["code"], "NOT_ENOUGH");
+    let bad_total = c
+        .call(
+            "POST",
+            path,
+            &json!({"out_trade_no": "ORDER_REFUND_1", "out_refund_no": "RF3",
+                    "amount": {"refund": 1, "total": 999, "currency": "CNY"}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(bad_total.json()["code"], "PARAM_ERROR");
+
+    // Settles, then notifies REFUND.SUCCESS, encrypted with associated data "refund".
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let notification = loop {
+        let got = receiver.got.lock().unwrap().clone();
+        if let Some(n) = got.iter().find(|n| {
+            serde_json::from_slice::<Value>(&n.body).unwrap()["event_type"] == "REFUND.SUCCESS"
+        }) {
+            break n.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refund notification"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    verify_signed(
+        &to_reqwest_headers(&notification.headers),
+        &notification.body,
+        &c.platform_spki,
+    );
+    let envelope: Value = serde_json::from_slice(&notification.body).unwrap();
+    assert_eq!(envelope["resource"]["associated_data"], "refund");
+    let resource = decrypt_resource(sandbox.api_v3_key(), &envelope["resource"]);
+    assert_eq!(resource["out_refund_no"], "RF1");
+    assert_eq!(resource["refund_status"], "SUCCESS");
+    assert_eq!(resource["amount"]["refund"], 400);
+    assert_eq!(resource["amount"]["total"], 1000);
+
+    let queried = c.call("GET", &format!("{path}/RF1"), "").await;
+    assert_eq!(queried.json()["status"], "SUCCESS");
+    let missing = c.call("GET", &format!("{path}/NOPE"), "").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json()["code"], "RESOURCE_NOT_EXISTS");
+}

@@ -136,8 +136,8 @@ pub(crate) async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Re
         }
         Err(Refusal::InvalidAmount(why)) => param_error(why),
         Err(Refusal::ExceedsRefundable { refundable }) => error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
+            StatusCode::FORBIDDEN,
+            "NOT_ENOUGH",
             &format!("申请退款金额超过订单可退金额（剩余可退 {refundable} 分）"),
         ),
         Err(Refusal::NumberReused) => error(
