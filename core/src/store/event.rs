@@ -85,7 +85,7 @@ pub struct PaidEvent {
     pub paid_at: OffsetDateTime,
     /// When the event was written (the `PAID` transition's time).
     pub created_at: OffsetDateTime,
-    /// When the app confirmed delivery ([`OrderStore::mark_delivered`]), if it did.
+    /// When the app confirmed delivery ([`OrderStore::mark_delivered`](super::OrderStore::mark_delivered)), if it did.
     pub delivered_at: Option<OffsetDateTime>,
 }
 

@@ -105,7 +105,7 @@ pub enum StoreError {
         /// Fen asked for.
         requested: u64,
     },
-    /// The order has [`MAX_REFUNDS_PER_ORDER`](crate::refund::MAX_REFUNDS_PER_ORDER) refunds.
+    /// The order has [`MAX_REFUNDS_PER_ORDER`] refunds.
     #[error("order {out_trade_no} already has {limit} refunds")]
     TooManyRefunds {
         /// The order.
@@ -411,7 +411,7 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
     /// Reserves a refund: stores it `PROCESSING` and adds its amount to the order's
     /// [`refund_held_fen`](Order::refund_held_fen), in one conditional write that holds only
     /// while the order is `PAID`, the held total stays within the order's amount, and the order
-    /// has fewer than [`MAX_REFUNDS_PER_ORDER`](crate::refund::MAX_REFUNDS_PER_ORDER) refunds.
+    /// has fewer than [`MAX_REFUNDS_PER_ORDER`] refunds.
     /// Of any number of concurrent reservations, exactly those that fit succeed.
     ///
     /// A refund number already stored for the same order is [`RefundReservation::Existing`]
