@@ -25,7 +25,10 @@ async fn a_paid_order_is_refunded_through_configure_in_a_scope() {
         .build()
         .unwrap();
     let _tasks = engine.spawn_background_tasks();
-    let refunds_supported = engine.provider().refunds_supported();
+    assert!(
+        engine.provider().refunds_supported(),
+        "the sandbox's v3 upstream refunds"
+    );
     let server = HttpServer::new({
         let engine = engine.clone();
         move || {
@@ -74,24 +77,17 @@ async fn a_paid_order_is_refunded_through_configure_in_a_scope() {
         .send()
         .await
         .unwrap();
-    let held = if refunds_supported {
-        assert_eq!(created.status(), 201);
-        let refund: Value = created.json().await.unwrap();
-        assert_eq!(refund["out_refund_no"], format!("R{no}"));
-        let again = http
-            .post(&refunds)
-            .bearer_auth(TOKEN)
-            .json(&json!({"amount": 120, "out_refund_no": format!("R{no}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(again.status(), 200);
-        120
-    } else {
-        // An upstream whose refund API wxpay does not speak yet: refused before anything is stored.
-        assert_eq!(created.status(), 501);
-        0
-    };
+    assert_eq!(created.status(), 201);
+    let refund: Value = created.json().await.unwrap();
+    assert_eq!(refund["out_refund_no"], format!("R{no}"));
+    let again = http
+        .post(&refunds)
+        .bearer_auth(TOKEN)
+        .json(&json!({"amount": 120, "out_refund_no": format!("R{no}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
     let listed: Value = http
         .get(&refunds)
         .bearer_auth(TOKEN)
@@ -101,7 +97,7 @@ async fn a_paid_order_is_refunded_through_configure_in_a_scope() {
         .json()
         .await
         .unwrap();
-    assert_eq!(listed["refund_held"], held, "{listed}");
+    assert_eq!(listed["refund_held"], 120, "{listed}");
     assert_eq!(listed["amount"], 300);
     let deleted = http
         .delete(&refunds)
