@@ -15,6 +15,7 @@ use wxpay_core::qfpay::notification::MAX_NOTIFICATION_BYTES;
 use wxpay_core::qfpay::{
     ClientKey, NotifyType, QfpayClient, QfpayConfig, QfpayNotificationError, verify_notification,
 };
+use wxpay_core::refund::RefundStatus;
 
 const KEY: &str = "3ABB1BFFE2E0497BB9270978B0B12345";
 
@@ -237,8 +238,16 @@ async fn refunds_verify_but_are_not_payments() {
         .verify_notification(&signed(&refund), refund.as_bytes())
         .await
         .unwrap();
-    assert_eq!(n.report.state, PaymentState::Other("REFUND".into()));
-    assert_eq!(n.report.out_trade_no, "REFUND0001");
+    // Not a payment: the refund's own number and id go into the refund report, which the
+    // engine applies to the stored refund (the order is never marked paid from it).
+    assert_eq!(n.report.state, PaymentState::Refunded);
+    let report = n.refund.expect("a refund report");
+    assert_eq!(report.out_refund_no, "REFUND0001");
+    assert_eq!(report.status, RefundStatus::Success);
+    assert_eq!(
+        report.refund_id.as_deref(),
+        Some("20200615000200020000641999")
+    );
     assert_eq!(n.event_id, "qfpay-20200615000200020000641999-refund-0000");
     // A payment notification that is not a success never shares the payment's event id.
     let odd = DOCUMENTED_PAYMENT.replace(r#""status": "1""#, r#""status": "0""#);

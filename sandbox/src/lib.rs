@@ -51,9 +51,11 @@
 //!   signed with the v2 key ([`Sandbox::v2_api_key`], [`Sandbox::v2_sign_type`]).
 //! - `POST /open/trade/wx/jsapi/precreate` — the gateway ([`Sandbox::gateway`]).
 //! - `POST /trade/v1/payment` (`pay_type` 800207), `POST /trade/v1/query`,
-//!   `POST /trade/v1/close`, `POST /trade/v1/reversal` — QFPay ([`qfpay`],
-//!   [`Sandbox::qfpay`]): form parameters signed in `X-QF-SIGN`; JSON notification signed
-//!   in `X-QF-SIGN` to the payment's `notify_url`.
+//!   `POST /trade/v1/close`, `POST /trade/v1/reversal`, `POST /trade/v1/refund` — QFPay
+//!   ([`qfpay`], [`Sandbox::qfpay`]): form parameters signed in `X-QF-SIGN`; JSON payment and
+//!   refund notifications signed in `X-QF-SIGN` to the payment's `notify_url`. Refunds answer
+//!   `1145` while processing and `0000` once settled, over-refunds `1272`, and the enquiry lists
+//!   them by their own `syssn` or `out_trade_no`.
 //! - `POST /pay/miniapp` — weidoufu ([`weidoufu`], [`Sandbox::weidoufu`]): WeChat
 //!   (`pay_type` 1) or Alipay (`pay_type` 2, paid with [`PayRequest::alipay_trade_no`]);
 //!   signed form callback.

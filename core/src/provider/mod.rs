@@ -194,7 +194,8 @@ pub struct PaymentNotification {
     /// The notification id, the same across the upstream's retries; the inbox dedupes on it.
     pub event_id: String,
     /// What it reports about the payment. For a refund notification: the refunded order's
-    /// number, transaction id and total as far as the notification tells them, with state
+    /// number, transaction id and total as far as the notification tells them (an empty
+    /// `out_trade_no` when it names only the refund, as QFPay's does), with state
     /// [`PaymentState::Refunded`]; the engine never marks an order paid from one.
     pub report: PaymentReport,
     /// Set when the notification is about a refund (v3 `REFUND.*`, v2's refund notification,

@@ -21,11 +21,19 @@
 //! - **Event id** of a notification: `qfpay-{syssn}` for a payment (QFPay repeats the same
 //!   `syssn` on every retry); other kinds get their type and code in the id, so they can never
 //!   shadow the payment's.
-//! - **Refund notifications** are verified and then acknowledged with `SUCCESS`: they are
-//!   authentic facts that do not change the order here (refunds are the app's business), a
-//!   non-`SUCCESS` answer would only make QFPay repeat the same notification seven times over
-//!   a day, and the engine records them in its inbox. They are reported as
-//!   `PaymentState::Other("REFUND")` under the refund's own `out_trade_no`.
+//! - **Refunds** (`POST /trade/v1/refund`): the refund's `out_trade_no` is the engine's
+//!   `out_refund_no`, `syssn` the payment's (the order's `transaction_id`), and `txdtm` the
+//!   stored refund's creation time, so a resubmission by the reconciler is the same request.
+//!   `0000` is a finished refund (`SUCCESS`), `1143` / `1145` one still processing; a refusal
+//!   closes it with QFPay's code. "Duplicate request" (`1102`) or "serial number repeats"
+//!   (`2011`) mean QFPay may hold a refund under this number already, so the enquiry decides,
+//!   never a second refund. The enquiry (`/trade/v1/query` by the refund's `out_trade_no`)
+//!   reads the entry whose `order_type` is `refund`: `0000` success, in-progress codes
+//!   processing, any other code closed; no entry means QFPay never recorded it.
+//! - **Refund notifications** (`notify_type` `refund`, only sent for successful refunds) are
+//!   reported as a `SUCCESS` [`super::RefundReport`] of the refund numbered by their
+//!   `out_trade_no`, with `syssn` as the refund id and `orig_syssn` (when sent) as the refunded
+//!   payment.
 //! - **`goods_name`** is the order description cut to QFPay's limit (letters, digits and
 //!   spaces, at most [`GOODS_NAME_MAX_CHARS`] characters), or left out when nothing remains.
 
@@ -40,13 +48,16 @@ use crate::order::Order;
 use crate::qfpay::client::GOODS_NAME_MAX_CHARS;
 use crate::qfpay::local_time;
 use crate::qfpay::{
-    CloseRequest, NotifyType, PaymentRequest, QfpayClient, QfpayError, QfpayNotificationError,
-    RespcdClass, Transaction, verify_notification,
+    CloseRequest, NotifyType, PaymentRequest, QfpayClient, QfpayError, QfpayNotification,
+    QfpayNotificationError, RefundRequest, RefundResponse, RespcdClass, Transaction,
+    verify_notification,
 };
+use crate::refund::{Refund, RefundStatus};
 
 use super::{
     MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
-    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind, text_reply,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RefundReport, RejectionKind,
+    text_reply,
 };
 
 /// How long the parameters of a payment can be used: a WeChat `prepay_id` is valid for 2 hours.
@@ -67,6 +78,10 @@ pub const EVENT_ID_PREFIX: &str = "qfpay-";
 /// never recorded (QFPay's status code table: `1142` order already closed, `1263` cancelled,
 /// `1264` closed, `1136` transaction does not exist): the close has nothing left to do.
 const ALREADY_CLOSED: [&str; 4] = ["1142", "1263", "1264", "1136"];
+
+/// `respcd` of a refund request QFPay may already hold under this `out_trade_no`: `1102`
+/// duplicate request, `2011` transaction serial number repeats. The enquiry tells what it is.
+const REFUND_NUMBER_KNOWN: [&str; 2] = ["1102", "2011"];
 
 /// QFPay.
 #[derive(Debug, Clone)]
@@ -100,6 +115,85 @@ impl QfpayProvider {
 
     fn parse_time(&self, text: Option<&str>) -> Option<time::OffsetDateTime> {
         local_time::parse(text?, self.client.config().utc_offset)
+    }
+
+    /// The refund request for `refund` of `order`: a function of the stored records only.
+    pub fn refund_request(order: &Order, refund: &Refund) -> Result<RefundRequest, ProviderError> {
+        let Some(syssn) = order.transaction_id.clone() else {
+            return Err(ProviderError {
+                kind: ProviderErrorKind::Local,
+                upstream_code: None,
+                message: format!(
+                    "order {} has no QFPay syssn to refund against",
+                    order.out_trade_no
+                ),
+                may_have_taken_effect: false,
+            });
+        };
+        Ok(RefundRequest {
+            syssn,
+            out_trade_no: refund.out_refund_no.as_str().to_owned(),
+            txamt: refund.amount.fen(),
+            txdtm: refund.created_at,
+        })
+    }
+
+    fn refund_report(&self, refund: &Refund, response: &RefundResponse) -> RefundReport {
+        let status = if response.in_progress {
+            RefundStatus::Processing
+        } else {
+            RefundStatus::Success
+        };
+        let mut report = RefundReport::new(refund.out_refund_no.as_str(), status);
+        report.refund_id.clone_from(&response.syssn);
+        report.transaction_id.clone_from(&response.orig_syssn);
+        report.amount = response.txamt;
+        if status == RefundStatus::Success {
+            report.succeeded_at = self.parse_time(response.sysdtm.as_deref());
+        }
+        report
+    }
+
+    /// What an enquiry entry of a refund says about it.
+    fn refund_entry_report(&self, refund: &Refund, entry: &Transaction) -> RefundReport {
+        let class = crate::qfpay::classify(&entry.respcd);
+        let status = match class {
+            RespcdClass::Success => RefundStatus::Success,
+            RespcdClass::InProgress | RespcdClass::SystemError => RefundStatus::Processing,
+            RespcdClass::Rejected => RefundStatus::Closed,
+        };
+        let mut report = RefundReport::new(refund.out_refund_no.as_str(), status);
+        report.refund_id = Some(entry.syssn.clone());
+        report.transaction_id.clone_from(&entry.orig_syssn);
+        report.amount = entry.txamt;
+        match status {
+            RefundStatus::Success => {
+                report.succeeded_at = self
+                    .parse_time(entry.paydtm.as_deref())
+                    .or_else(|| self.parse_time(entry.sysdtm.as_deref()));
+            }
+            RefundStatus::Closed => {
+                report.failure = Some(match &entry.message {
+                    Some(message) => format!("{}: {message}", entry.respcd),
+                    None => entry.respcd.clone(),
+                });
+            }
+            _ => {}
+        }
+        report
+    }
+
+    fn refund_notification_report(&self, notification: &QfpayNotification) -> RefundReport {
+        let mut report =
+            RefundReport::new(notification.out_trade_no.as_str(), RefundStatus::Success);
+        report.refund_id = Some(notification.syssn.clone());
+        report.transaction_id.clone_from(&notification.orig_syssn);
+        report.amount = Some(notification.txamt);
+        report.mchid.clone_from(&notification.mchid);
+        report.succeeded_at = self
+            .parse_time(notification.paydtm.as_deref())
+            .or_else(|| self.parse_time(notification.sysdtm.as_deref()));
+        report
     }
 
     fn report(&self, transaction: &Transaction) -> PaymentReport {
@@ -276,7 +370,7 @@ impl Provider for QfpayProvider {
             };
             let code = notification.respcd.as_deref().unwrap_or("-");
             let state = match &notification.notify_type {
-                NotifyType::Refund => PaymentState::Other("REFUND".to_owned()),
+                NotifyType::Refund => PaymentState::Refunded,
                 NotifyType::Payment => PaymentState::Failed(format!(
                     "status {:?}, respcd {code}",
                     notification.status.as_deref().unwrap_or("")
@@ -292,8 +386,20 @@ impl Provider for QfpayProvider {
                 ),
             )
         };
+        // A refund notification numbers the refund, not the order: the engine finds the order
+        // through the stored refund.
+        let refund = (notification.notify_type == NotifyType::Refund
+            && notification
+                .respcd
+                .as_deref()
+                .is_none_or(|code| code == "0000"))
+        .then(|| self.refund_notification_report(&notification));
         let report = PaymentReport {
-            out_trade_no: notification.out_trade_no.clone(),
+            out_trade_no: if refund.is_some() {
+                String::new()
+            } else {
+                notification.out_trade_no.clone()
+            },
             state,
             transaction_id: Some(notification.syssn.clone()),
             amount_total: Some(notification.txamt),
@@ -306,7 +412,7 @@ impl Provider for QfpayProvider {
         Ok(PaymentNotification {
             event_id,
             report,
-            refund: None,
+            refund,
             details: notification.fields,
         })
     }
@@ -361,6 +467,61 @@ impl Provider for QfpayProvider {
             Err(error) => Err(provider_error(&error)),
         }
     }
+
+    fn refunds_supported(&self) -> bool {
+        true
+    }
+
+    async fn refund(&self, order: &Order, refund: &Refund) -> Result<RefundReport, ProviderError> {
+        let request = Self::refund_request(order, refund)?;
+        match self.client.refund(&request).await {
+            Ok(response) => Ok(self.refund_report(refund, &response)),
+            Err(QfpayError::Upstream { respcd, .. })
+                if REFUND_NUMBER_KNOWN.contains(&respcd.as_str()) =>
+            {
+                match self.query_refund(order, refund).await {
+                    // QFPay refuses the number but has no refund under it: the number is
+                    // spent on something else, so this refund cannot be made with it.
+                    Err(error) if error.kind == ProviderErrorKind::NotFound => Err(ProviderError {
+                        kind: ProviderErrorKind::Rejected,
+                        upstream_code: Some(respcd),
+                        message: format!(
+                            "QFPay refuses the refund number {} and has no refund under it",
+                            refund.out_refund_no
+                        ),
+                        may_have_taken_effect: false,
+                    }),
+                    other => other,
+                }
+            }
+            Err(error) => Err(provider_error(&error)),
+        }
+    }
+
+    async fn query_refund(
+        &self,
+        _order: &Order,
+        refund: &Refund,
+    ) -> Result<RefundReport, ProviderError> {
+        let out_refund_no = refund.out_refund_no.as_str();
+        let transactions = self
+            .client
+            .query_since(out_refund_no, Some(refund.created_at))
+            .await
+            .map_err(|e| provider_error(&e))?;
+        match transactions
+            .iter()
+            .find(|t| t.is_refund() && t.out_trade_no == out_refund_no)
+        {
+            Some(entry) => Ok(self.refund_entry_report(refund, entry)),
+            None => Err(ProviderError {
+                kind: ProviderErrorKind::NotFound,
+                upstream_code: None,
+                message: format!("QFPay has no refund {out_refund_no}"),
+                may_have_taken_effect: false,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -399,6 +560,7 @@ mod tests {
             sysdtm: None,
             paydtm: None,
             chnlsn: None,
+            orig_syssn: None,
             raw: serde_json::Value::Null,
         }
     }

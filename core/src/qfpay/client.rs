@@ -1,5 +1,5 @@
 //! The QFPay HTTP client: payment (`pay_type` 800207, WeChat JSAPI), transaction enquiry,
-//! close, and the openid flow (`get_weixin_oauth_code` / `get_weixin_openid`).
+//! close, refund, and the openid flow (`get_weixin_oauth_code` / `get_weixin_openid`).
 //!
 //! Every call carries the parameters signed by the rule of [`super::sign`] in the header
 //! `X-QF-SIGN`, with `X-QF-APPCODE: app_code` (<https://sdk.qfapi.com/docs/api-reference/request-format>).
@@ -38,6 +38,9 @@ pub const QUERY_PATH: &str = "/trade/v1/query";
 /// code samples for the trade endpoints and the older API reference post a form body; **our
 /// choice** is `POST` with the form body, like payment and enquiry.
 pub const CLOSE_PATH: &str = "/trade/v1/close";
+/// `POST`: refund a paid transaction, in full or in part
+/// (<https://sdk.qfapi.com/docs/common-api/refund>).
+pub const REFUND_PATH: &str = "/trade/v1/refund";
 /// `GET`: the page the payer's browser is sent to for a WeChat `oauth_code` (seed 002).
 pub const OAUTH_CODE_PATH: &str = "/tool/v1/get_weixin_oauth_code";
 /// `GET`: exchanges an `oauth_code` for the payer's openid (seed 002).
@@ -123,6 +126,9 @@ pub enum RespcdClass {
     /// error, `1260` already paid, …).
     Rejected,
 }
+
+/// `respcd` of success.
+const RESPCD_SUCCESS: &str = "0000";
 
 /// The class of `respcd`.
 pub fn classify(respcd: &str) -> RespcdClass {
@@ -278,6 +284,8 @@ pub struct Transaction {
     pub paydtm: Option<String>,
     /// `chnlsn`: the wallet's transaction number (WeChat's `transaction_id`).
     pub chnlsn: Option<String>,
+    /// `orig_syssn`: for a refund, the `syssn` of the refunded payment.
+    pub orig_syssn: Option<String>,
     /// The whole entry.
     pub raw: Value,
 }
@@ -287,6 +295,47 @@ impl Transaction {
     pub fn is_payment(&self) -> bool {
         self.order_type.as_deref().is_none_or(|t| t == "payment")
     }
+
+    /// Whether this entry is a refund.
+    pub fn is_refund(&self) -> bool {
+        self.order_type.as_deref() == Some("refund")
+    }
+}
+
+/// A refund of a paid transaction (QFPay "Refund API").
+///
+/// Like [`PaymentRequest`], a function of stored data only: the reconciler submits a refund
+/// again when QFPay has no record of it, and the second request must be the first one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// `syssn`: QFPay's transaction number of the **payment** being refunded.
+    pub syssn: String,
+    /// `out_trade_no`: the merchant's number of the **refund**, unique across every payment and
+    /// refund of the merchant.
+    pub out_trade_no: String,
+    /// `txamt`: the amount to give back, in minor units.
+    pub txamt: u64,
+    /// `txdtm`: when the refund was asked for (the stored refund's creation time).
+    pub txdtm: OffsetDateTime,
+}
+
+/// QFPay's answer to a refund it took: done (`0000`) or still processing (`1143` / `1145`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundResponse {
+    /// `respcd`: `0000` when the refund is done.
+    pub respcd: String,
+    /// Whether QFPay is still processing it (query it later, or wait for the notification).
+    pub in_progress: bool,
+    /// `syssn`: QFPay's number of the refund transaction, when given.
+    pub syssn: Option<String>,
+    /// `orig_syssn`: the refunded payment's `syssn`, when given.
+    pub orig_syssn: Option<String>,
+    /// `txamt`: the refunded amount, when given as a whole number.
+    pub txamt: Option<u64>,
+    /// `sysdtm`: QFPay's time of the refund (local time at the configured offset).
+    pub sysdtm: Option<String>,
+    /// The whole answer.
+    pub raw: Value,
 }
 
 /// The close of an unpaid order (QFPay requires the amount and the original `txdtm`).
@@ -546,6 +595,68 @@ impl QfpayClient {
             .map(Value::Object)
     }
 
+    /// The parameters [`Self::refund`] signs and posts: a function of `request` and the
+    /// configuration only.
+    pub fn refund_params(&self, request: &RefundRequest) -> Params {
+        self.finish(vec![
+            ("syssn", request.syssn.clone()),
+            ("out_trade_no", request.out_trade_no.clone()),
+            ("txamt", request.txamt.to_string()),
+            ("txdtm", self.local_time(request.txdtm)),
+        ])
+    }
+
+    /// `POST {base}/trade/v1/refund`: refunds `txamt` of the payment `syssn`. `0000` and the
+    /// in-progress codes (`1143`, `1145`, …) are answers ([`RefundResponse::in_progress`]);
+    /// every other code is an [`QfpayError::Upstream`] error. An answer about another refund
+    /// or another amount is [`QfpayError::Malformed`].
+    pub async fn refund(&self, request: &RefundRequest) -> Result<RefundResponse, QfpayError> {
+        let params = self.refund_params(request);
+        let deadline = self.inner.timeout;
+        let (status, bytes) =
+            tokio::time::timeout(deadline, self.send(Method::POST, REFUND_PATH, &params))
+                .await
+                .unwrap_or(Err(QfpayError::Deadline(deadline)))?;
+        let (answer, respcd, in_progress) = match interpret(status, &bytes) {
+            Ok(answer) => (answer, RESPCD_SUCCESS.to_owned(), false),
+            Err(QfpayError::Upstream {
+                respcd,
+                class: RespcdClass::InProgress,
+                ..
+            }) if status.is_success() => {
+                let answer = match serde_json::from_slice(&bytes) {
+                    Ok(Value::Object(answer)) => answer,
+                    _ => Map::new(),
+                };
+                (answer, respcd, true)
+            }
+            Err(error) => return Err(error),
+        };
+        if let Some(no) = text(&answer, "out_trade_no").filter(|no| !no.is_empty())
+            && no != request.out_trade_no
+        {
+            return Err(QfpayError::Malformed(format!(
+                "the refund answer is for another out_trade_no: {no:?}"
+            )));
+        }
+        let txamt = answer.get("txamt").and_then(whole_number);
+        if txamt.is_some_and(|txamt| txamt != request.txamt) {
+            return Err(QfpayError::Malformed(format!(
+                "the refund answer is for another amount: {txamt:?}"
+            )));
+        }
+        let optional = |key: &str| text(&answer, key).filter(|v| !v.is_empty());
+        Ok(RefundResponse {
+            in_progress,
+            syssn: optional("syssn"),
+            orig_syssn: optional("orig_syssn"),
+            txamt,
+            sysdtm: optional("sysdtm"),
+            respcd,
+            raw: Value::Object(answer),
+        })
+    }
+
     /// The URL of QFPay's `get_weixin_oauth_code` page, signed: the payer's browser (inside
     /// WeChat) goes there and comes back to `redirect_uri` with `code=…` (seed 002).
     ///
@@ -773,6 +884,7 @@ fn transaction(entry: &Value) -> Result<Transaction, QfpayError> {
         sysdtm: optional("sysdtm"),
         paydtm: optional("paydtm"),
         chnlsn: optional("chnlsn"),
+        orig_syssn: optional("orig_syssn").or_else(|| optional("origssn")),
         raw: entry.clone(),
     })
 }

@@ -3,7 +3,7 @@
 //! over the raw body, and the `get_weixin_oauth_code` / `get_weixin_openid` openid flow.
 //!
 //! - [`sign`] holds the request and notification signatures, and the [`ClientKey`];
-//! - [`client`] holds [`QfpayClient`] (payment, enquiry, close, the openid flow) and
+//! - [`client`] holds [`QfpayClient`] (payment, enquiry, close, refund, the openid flow) and
 //!   [`QfpayError`];
 //! - [`notification`] holds [`verify_notification`];
 //! - [`local_time`] reads and writes QFPay's zone-less date-times at a configurable offset
@@ -18,7 +18,7 @@ pub mod sign;
 
 pub use client::{
     CloseRequest, PaymentRequest, PaymentResponse, QfpayClient, QfpayClientBuilder, QfpayConfig,
-    QfpayError, RespcdClass, Transaction, classify,
+    QfpayError, RefundRequest, RefundResponse, RespcdClass, Transaction, classify,
 };
 pub use notification::{
     NotifyType, QfpayNotification, QfpayNotificationError, verify_notification,

@@ -61,6 +61,9 @@ pub struct QfpayNotification {
     pub cancel: Option<String>,
     /// `chnlsn`: the wallet's transaction number (WeChat's `transaction_id`).
     pub chnlsn: Option<String>,
+    /// `orig_syssn`: in a refund notification, the refunded payment's `syssn` (when QFPay
+    /// sends it).
+    pub orig_syssn: Option<String>,
     /// `mchid` (only returned to agents).
     pub mchid: Option<String>,
     /// `goods_name`.
@@ -154,6 +157,7 @@ fn parse(body: &[u8]) -> Result<QfpayNotification, QfpayNotificationError> {
         paydtm: optional("paydtm"),
         cancel: optional("cancel"),
         chnlsn: optional("chnlsn"),
+        orig_syssn: optional("orig_syssn").or_else(|| optional("origssn")),
         mchid: optional("mchid"),
         goods_name: optional("goods_name"),
         fields: value.clone(),

@@ -1,6 +1,6 @@
 //! QFPay (seed 002): `POST /trade/v1/payment` (`pay_type` 800207, WeChat JSAPI), `POST
-//! /trade/v1/query`, `POST /trade/v1/close` and `POST /trade/v1/reversal`, and the asynchronous
-//! payment notification. Implemented from seed 002 and QFPay's public documentation
+//! /trade/v1/query`, `POST /trade/v1/close`, `POST /trade/v1/reversal` and `POST
+//! /trade/v1/refund`, and the asynchronous payment and refund notifications. Implemented from seed 002 and QFPay's public documentation
 //! (<https://sdk.qfapi.com>), independently of wxpay-core.
 //!
 //! ## Requests
@@ -30,12 +30,15 @@
 //! - `/trade/v1/close` (the contract's close) and `/trade/v1/reversal` (QFPay's documented
 //!   cancel of an unfinished transaction) both close an unpaid order: `out_trade_no` or
 //!   `syssn`; `txamt` and `txdtm`, when sent, must be the payment's.
-//! - In query results `cancel` is `"0"`, or `"1"` once the order was closed or reversed.
+//! - In query results `cancel` is `"0"`, `"1"` once the order was closed or reversed, `"5"`
+//!   once partly refunded and `"3"` once fully refunded. A query by a refund's `syssn` or
+//!   `out_trade_no` lists the refund (`order_type` `refund`, with `orig_syssn`).
 
 mod close;
 mod notify;
 mod payment;
 mod query;
+mod refund;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +54,9 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 pub(crate) use notify::payment_success;
+pub use refund::{
+    RESPCD_EXCEEDS_REFUNDABLE, RESPCD_ORDER_NOT_PAID, RESPCD_PROCESSING, RESPCD_REFUND_DENIED,
+};
 
 use crate::config::SandboxConfig;
 use crate::crypto;
@@ -140,6 +146,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/trade/v1/query", post(query::query))
         .route("/trade/v1/close", post(close::close))
         .route("/trade/v1/reversal", post(close::close))
+        .route("/trade/v1/refund", post(refund::refund))
 }
 
 /// A QFPay JSON reply (HTTP 200).

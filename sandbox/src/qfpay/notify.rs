@@ -15,7 +15,8 @@ use super::{PAY_TYPE_WECHAT_JSAPI, body_sign, cst};
 use crate::crypto;
 use crate::delivery::Notification;
 use crate::error::SandboxError;
-use crate::state::{Order, QfpayTrade, Shared};
+use crate::refunds::{Refund, RefundState};
+use crate::state::{Order, Protocol, QfpayTrade, Shared};
 
 /// The merchant acknowledged: HTTP 200 and a body of `SUCCESS` (surrounding whitespace ignored).
 fn acknowledged(status: u16, body: &[u8]) -> bool {
@@ -52,6 +53,70 @@ fn body(order: &Order, trade: &QfpayTrade) -> Vec<u8> {
     serde_json::to_vec(&m).unwrap_or_default()
 }
 
+/// The signed notification of `body` to `url`.
+fn signed(
+    shared: &Arc<Shared>,
+    url: String,
+    out_trade_no: String,
+    body: Vec<u8>,
+) -> Result<Notification, SandboxError> {
+    let client_key = shared.qfpay.client_key.clone();
+    let wrong_key = crypto::random_upper_hex(32)?;
+    Ok(Notification {
+        id: crypto::random_uuid()?,
+        out_trade_no,
+        url,
+        content_type: "application/json",
+        body: Bytes::from(body),
+        probe_body: None,
+        // A probe is the same body signed with a wrong key.
+        sign: Arc::new(move |body: &[u8], probe: bool| {
+            let key = if probe { &wrong_key } else { &client_key };
+            Ok(vec![("X-QF-SIGN", body_sign(body, key))])
+        }),
+        ack: acknowledged,
+    })
+}
+
+/// The notification of a successful refund (`notify_type` `refund`; QFPay notifies only
+/// successful refunds): `syssn` and `out_trade_no` are the refund's own, `orig_syssn` the
+/// payment's, `txamt` the refunded amount. `None` for any other state or without a
+/// `notify_url`.
+pub(crate) fn refund_success(
+    shared: &Arc<Shared>,
+    order: &Order,
+    refund: &Refund,
+) -> Result<Option<Notification>, SandboxError> {
+    let (Protocol::Qfpay(trade), Some(url), RefundState::Success) =
+        (&order.protocol, refund.notify_url.clone(), refund.state)
+    else {
+        return Ok(None);
+    };
+    let mut m = Map::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_owned(), Value::String(v));
+    };
+    put("status", "1".into());
+    put("notify_type", "refund".into());
+    put("pay_type", PAY_TYPE_WECHAT_JSAPI.into());
+    put("syssn", refund.refund_id.clone());
+    put("orig_syssn", trade.syssn.clone());
+    put("out_trade_no", refund.out_refund_no.clone());
+    put("txamt", refund.amount.to_string());
+    put("txcurrcd", trade.txcurrcd.clone());
+    put("sysdtm", cst(refund.created_at));
+    if let Some(done) = refund.success_time {
+        put("paydtm", cst(done));
+    }
+    put("respcd", "0000".into());
+    put("cancel", "0".into());
+    if let Some(mchid) = &trade.mchid {
+        put("mchid", mchid.clone());
+    }
+    let body = serde_json::to_vec(&m).unwrap_or_default();
+    signed(shared, url, trade.out_trade_no.clone(), body).map(Some)
+}
+
 /// The notification of a paid QFPay `order`, or `None` when its payment request named no
 /// `notify_url` (sandbox choice: QFPay configures the URL per `app_code`, the sandbox takes it
 /// from the request).
@@ -63,20 +128,5 @@ pub(crate) fn payment_success(
     let Some(url) = trade.notify_url.clone() else {
         return Ok(None);
     };
-    let client_key = shared.qfpay.client_key.clone();
-    let wrong_key = crypto::random_upper_hex(32)?;
-    Ok(Some(Notification {
-        id: crypto::random_uuid()?,
-        out_trade_no: trade.out_trade_no.clone(),
-        url,
-        content_type: "application/json",
-        body: Bytes::from(body(order, trade)),
-        probe_body: None,
-        // A probe is the same body signed with a wrong key.
-        sign: Arc::new(move |body: &[u8], probe: bool| {
-            let key = if probe { &wrong_key } else { &client_key };
-            Ok(vec![("X-QF-SIGN", body_sign(body, key))])
-        }),
-        ack: acknowledged,
-    }))
+    signed(shared, url, trade.out_trade_no.clone(), body(order, trade)).map(Some)
 }

@@ -1,5 +1,5 @@
-//! `POST /trade/v1/query` (QFPay "Transaction Enquiry"): the payments named by `syssn` and/or
-//! `out_trade_no` (each may be a comma-separated list).
+//! `POST /trade/v1/query` (QFPay "Transaction Enquiry"): the payments and refunds named by
+//! `syssn` and/or `out_trade_no` (each may be a comma-separated list).
 
 use std::sync::Arc;
 
@@ -9,10 +9,12 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Value, json};
 
+use super::refund::refund_fields;
 use super::{
     PAY_TYPE_WECHAT_JSAPI, RESPCD_NOT_PAID, RESPCD_ORDER_CLOSED, RESPCD_PARAMETER_ERROR,
     RESPCD_SUCCESS, RESPCD_WECHAT_ERROR, authenticate, cst, refuse, reply,
 };
+use crate::refunds::RefundState;
 use crate::state::{Order, Orders, Protocol, Shared, TradeState, lock};
 
 /// The `respcd` a query reports for an order in `state`.
@@ -25,8 +27,17 @@ pub(super) fn order_respcd(state: TradeState) -> &'static str {
     }
 }
 
-/// One entry of `data`.
-fn entry(order: &Order) -> Option<Value> {
+/// `cancel` of a paid order with `refunded` of its `total` refunded: `5` partly, `3` fully.
+fn refund_cancel(refunded: i64, total: i64) -> &'static str {
+    match refunded {
+        0 => "0",
+        r if r >= total => "3",
+        _ => "5",
+    }
+}
+
+/// One payment entry of `data`; `refunded` is what its refunds (not closed) hold.
+fn entry(order: &Order, refunded: i64) -> Option<Value> {
     let Protocol::Qfpay(trade) = &order.protocol else {
         return None;
     };
@@ -39,7 +50,12 @@ fn entry(order: &Order) -> Option<Value> {
         "pay_type": PAY_TYPE_WECHAT_JSAPI,
         "respcd": respcd,
         "errmsg": if order.state == TradeState::Success { "" } else { order.state.desc() },
-        "cancel": if order.state == TradeState::Closed { "1" } else { "0" },
+        "cancel": match order.state {
+            TradeState::Closed => "1",
+            TradeState::Success => refund_cancel(refunded, order.total),
+            _ => "0",
+        },
+        "order_type": "payment",
         "txdtm": trade.txdtm,
         "sysdtm": cst(trade.sysdtm),
     });
@@ -96,11 +112,44 @@ pub(super) async fn query(
         return refuse(RESPCD_PARAMETER_ERROR, "syssn or out_trade_no is required");
     }
     let orders = lock(&shared.orders);
-    let data: Vec<Value> = find(&orders, syssn, out_trade_no)
+    let refunded = |key: &str| -> i64 {
+        orders
+            .refunds
+            .values()
+            .filter(|r| r.order_key == key && r.state != RefundState::Closed)
+            .map(|r| r.amount)
+            .sum()
+    };
+    let mut data: Vec<Value> = find(&orders, syssn, out_trade_no)
         .iter()
         .filter_map(|no| orders.by_out_trade_no.get(no))
-        .filter_map(entry)
+        .filter_map(|order| entry(order, refunded(&order.out_trade_no)))
         .collect();
+    let named = |list: Option<&str>, value: &str| {
+        list.unwrap_or_default()
+            .split(',')
+            .any(|key| key.trim() == value)
+    };
+    let mut matching: Vec<&crate::refunds::Refund> = orders
+        .refunds
+        .values()
+        .filter(|r| named(syssn, &r.refund_id) || named(out_trade_no, &r.out_refund_no))
+        .collect();
+    matching.sort_by_key(|r| r.created_at);
+    for refund in matching {
+        if let Some(order) = orders.by_out_trade_no.get(&refund.order_key)
+            && matches!(order.protocol, Protocol::Qfpay(_))
+        {
+            let mut v = refund_fields(refund, order);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("order_type".into(), "refund".into());
+                obj.insert("pay_type".into(), PAY_TYPE_WECHAT_JSAPI.into());
+                obj.insert("cancel".into(), "0".into());
+                obj.insert("errmsg".into(), "".into());
+            }
+            data.push(v);
+        }
+    }
     drop(orders);
     reply(&json!({
         "respcd": RESPCD_SUCCESS,
