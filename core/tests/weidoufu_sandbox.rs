@@ -186,3 +186,87 @@ async fn alipay_payment_and_callback_through_the_sandbox() {
     assert!(report.transaction_id.is_some());
     sandbox.shutdown().await;
 }
+
+fn refund_of(order: &Order, no: &str, fen: u64) -> wxpay_core::refund::Refund {
+    wxpay_core::refund::NewRefund {
+        out_refund_no: wxpay_core::fields::OutRefundNo::try_from(no).unwrap(),
+        out_trade_no: order.out_trade_no.clone(),
+        amount: Amount::from_fen(fen).unwrap(),
+        reason: None,
+    }
+    .into_refund(OffsetDateTime::now_utc())
+}
+
+#[tokio::test]
+async fn refunds_are_taken_refused_beyond_the_payment_and_never_resent_blind() {
+    use wxpay_core::provider::ProviderErrorKind;
+    use wxpay_core::refund::RefundStatus;
+    use wxpay_sandbox::RefundBehaviour;
+
+    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+    let (_received, notify_url) = receiver().await;
+    let provider = provider(&sandbox, &notify_url, PayType::Wechat);
+    let order = order("WDF20261207000000000001", sandbox.default_openid());
+
+    // Not paid yet: refused with weidoufu's code 0, a definite refusal.
+    let unpaid = provider
+        .refund(&order, &refund_of(&order, "WDFR0001", 100))
+        .await
+        .unwrap_err();
+    assert_eq!(unpaid.kind, ProviderErrorKind::Rejected, "{unpaid:?}");
+
+    let params = provider.prepay(&order, None).await.unwrap();
+    let params = params.params.wechat().unwrap().clone();
+    sandbox
+        .pay(PayRequest {
+            app_id: params.app_id,
+            time_stamp: params.time_stamp,
+            nonce_str: params.nonce_str,
+            package: params.package,
+            sign_type: params.sign_type,
+            pay_sign: params.pay_sign,
+            ..PayRequest::default()
+        })
+        .await
+        .unwrap();
+
+    let taken = provider
+        .refund(&order, &refund_of(&order, "WDFR0002", 1000))
+        .await
+        .unwrap();
+    assert_eq!(taken.status, RefundStatus::Success);
+    assert_eq!(taken.out_refund_no, "WDFR0002");
+    assert!(
+        taken.refund_id.is_some(),
+        "weidoufu's refund number is kept"
+    );
+    assert_eq!(sandbox.refunds().len(), 1);
+    assert_eq!(sandbox.refunds()[0].amount, 1000);
+
+    // 234 fen are left of 1234.
+    let over = provider
+        .refund(&order, &refund_of(&order, "WDFR0003", 235))
+        .await
+        .unwrap_err();
+    assert_eq!(over.kind, ProviderErrorKind::Rejected);
+    assert!(over.message.contains("234"), "{over:?}");
+
+    // A lost answer is unknown, not refused; there is no query to settle it by.
+    sandbox.set_refund_behaviour(RefundBehaviour {
+        lose_answer_next: 1,
+        ..RefundBehaviour::default()
+    });
+    let refund = refund_of(&order, "WDFR0004", 34);
+    let lost = provider.refund(&order, &refund).await.unwrap_err();
+    assert_eq!(lost.kind, ProviderErrorKind::Unavailable, "{lost:?}");
+    assert!(lost.may_have_taken_effect);
+    let query = provider.query_refund(&order, &refund).await.unwrap_err();
+    assert_eq!(query.kind, ProviderErrorKind::Unsupported);
+    assert!(!query.is_not_found(), "never read as 'submit it again'");
+    assert_eq!(
+        sandbox.refunds().len(),
+        2,
+        "the lost refund stands upstream"
+    );
+    sandbox.shutdown().await;
+}

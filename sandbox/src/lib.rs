@@ -56,9 +56,9 @@
 //!   refund notifications signed in `X-QF-SIGN` to the payment's `notify_url`. Refunds answer
 //!   `1145` while processing and `0000` once settled, over-refunds `1272`, and the enquiry lists
 //!   them by their own `syssn` or `out_trade_no`.
-//! - `POST /pay/miniapp` — weidoufu ([`weidoufu`], [`Sandbox::weidoufu`]): WeChat
-//!   (`pay_type` 1) or Alipay (`pay_type` 2, paid with [`PayRequest::alipay_trade_no`]);
-//!   signed form callback.
+//! - `POST /pay/miniapp`, `POST /pay/refund` — weidoufu ([`weidoufu`], [`Sandbox::weidoufu`]):
+//!   WeChat (`pay_type` 1) or Alipay (`pay_type` 2, paid with [`PayRequest::alipay_trade_no`]);
+//!   signed form callback; refunds by `out_order_no` and `refund_fee`, `code` 1 when taken.
 //! - `POST /sandbox/pay`, `GET /sandbox/prepay/{prepay_id}`, `GET /sandbox/deliveries`,
 //!   `POST /sandbox/faults`, `POST /sandbox/refund-behaviour`, `GET /sandbox/refunds`,
 //!   `POST /sandbox/refunds/{out_refund_no}/settle`, `GET /sandbox/info`,

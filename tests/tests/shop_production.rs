@@ -33,12 +33,12 @@ enum Kind {
 
 impl Kind {
     /// Whether wxpay refunds through this upstream. The gateway's document has no refund API;
-    /// the refund clients of v2 and weidoufu are not built yet (the refunds issue tracks
-    /// them): until then the shop must answer 501 and store nothing.
+    /// the refund client of v2 is not built yet (the refunds issue tracks it): until then
+    /// the shop must answer 501 and store nothing.
     fn refunds_supported(self) -> bool {
         match self {
-            Kind::V3 | Kind::Qfpay => true,
-            Kind::V2Md5 | Kind::V2HmacSha256 | Kind::Weidoufu => false,
+            Kind::V3 | Kind::Qfpay | Kind::Weidoufu => true,
+            Kind::V2Md5 | Kind::V2HmacSha256 => false,
             Kind::Gateway => false,
         }
     }

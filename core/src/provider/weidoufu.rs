@@ -15,6 +15,12 @@
 //!   [`Provider::close`] answer a [`ProviderErrorKind::Local`] error (`UNSUPPORTED`), as for the
 //!   seed-001 gateway: orders settle through the callback, which weidoufu repeats until it is
 //!   acknowledged.
+//! - **Refunds** (`POST /pay/refund`, fields from the one public client that refunds, see
+//!   [`crate::weidoufu::client::REFUND_PATH`]): `code: 1` is read as a finished refund
+//!   (`SUCCESS`), since weidoufu has neither a refund query nor a refund callback that could
+//!   report one later; `code: 0` closes it. weidoufu numbers no refund, so an unknown outcome
+//!   (timeout, 5xx) is **never resent**: the refund stays `PROCESSING`, the reconciler cannot
+//!   query it, and an operator settles it from weidoufu's merchant console.
 
 use std::net::IpAddr;
 
@@ -25,15 +31,17 @@ use time::Duration;
 
 use crate::fields::FieldError;
 use crate::order::{NewOrder, Order};
+use crate::refund::{Refund, RefundStatus};
 use crate::weidoufu::client::PAYER_ID_MAX_CHARS;
 use crate::weidoufu::{
-    CallbackError, MiniappPayRequest, PayType, WeidoufuClient, WeidoufuError, check_out_order_no,
-    verify_callback,
+    CallbackError, MiniappPayRequest, PayType, RefundRequest, WeidoufuClient, WeidoufuError,
+    check_out_order_no, verify_callback,
 };
 
 use super::{
     MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
-    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind, text_reply,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RefundReport, RejectionKind,
+    text_reply,
 };
 
 /// How long a payment's parameters can be used: a WeChat `prepay_id` is valid for 2 hours
@@ -258,5 +266,26 @@ impl Provider for WeidoufuProvider {
 
     async fn close(&self, _order: &Order) -> Result<(), ProviderError> {
         Err(unsupported("close"))
+    }
+
+    fn refunds_supported(&self) -> bool {
+        true
+    }
+
+    async fn refund(&self, order: &Order, refund: &Refund) -> Result<RefundReport, ProviderError> {
+        let request = RefundRequest {
+            out_order_no: order.out_trade_no.as_str().to_owned(),
+            refund_fee: refund.amount.fen(),
+        };
+        let answer = self
+            .client
+            .refund(&request)
+            .await
+            .map_err(|e| provider_error(&e))?;
+        let mut report = RefundReport::new(refund.out_refund_no.as_str(), RefundStatus::Success);
+        report.out_trade_no = Some(request.out_order_no);
+        report.refund_id = answer.refund_no;
+        report.succeeded_at = Some(self.client.clock().now());
+        Ok(report)
     }
 }

@@ -24,6 +24,12 @@ use super::sign::{Params, SecretKey, sign_params};
 /// `https://open.weidoufu.com/pay/miniapp`).
 pub const MINIAPP_PATH: &str = "/pay/miniapp";
 
+/// The path of a refund under the base URL. Seed 004 documents no refund; the path and the
+/// fields (`access_key`, `out_order_no`, `refund_fee` in fen, `sign`; `code` `1` = success) are
+/// those of the one public weidoufu client that refunds. **Our choice**: the request is encoded
+/// and signed like [`MINIAPP_PATH`]'s, so the two calls always follow one wire format.
+pub const REFUND_PATH: &str = "/pay/refund";
+
 /// weidoufu's production base URL (seed 004).
 pub const PRODUCTION_URL: &str = "https://open.weidoufu.com";
 
@@ -197,6 +203,26 @@ impl MiniappPayment {
     }
 }
 
+/// A refund of a paid order. weidoufu numbers no refund: the request names the order and the
+/// amount only, so a repeat cannot be told from a second refund upstream — never resend one
+/// whose outcome is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// `out_order_no` of the paid order.
+    pub out_order_no: String,
+    /// `refund_fee`: fen, 1..=[`TOTAL_FEE_MAX`].
+    pub refund_fee: u64,
+}
+
+/// A refund weidoufu took (`code: 1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundAnswer {
+    /// weidoufu's number of the refund, when the answer carries one (`data.refund_no`).
+    pub refund_no: Option<String>,
+    /// The whole answer.
+    pub raw: Value,
+}
+
 /// A failed weidoufu call.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -217,7 +243,7 @@ pub enum WeidoufuError {
     #[error("weidoufu response exceeds {0} bytes")]
     ResponseTooLarge(usize),
     /// weidoufu answered `code: 0` (e.g. `签名错误`, `订单号重复`).
-    #[error("weidoufu refused the payment: {message}")]
+    #[error("weidoufu refused the request: {message}")]
     Rejected {
         /// The HTTP status of the answer.
         http_status: StatusCode,
@@ -437,8 +463,57 @@ impl WeidoufuClient {
         interpret(status, &bytes, request.pay_type, &request.out_order_no)
     }
 
+    /// The signed parameters [`Self::refund`] posts.
+    pub fn refund_params(&self, request: &RefundRequest) -> Result<Params, WeidoufuError> {
+        check_out_order_no(&request.out_order_no).map_err(|reason| {
+            WeidoufuError::InvalidRequest {
+                field: "out_order_no",
+                reason,
+            }
+        })?;
+        if !(1..=TOTAL_FEE_MAX).contains(&request.refund_fee) {
+            return Err(invalid(
+                "refund_fee",
+                format!(
+                    "must be 1 to {TOTAL_FEE_MAX} fen, got {}",
+                    request.refund_fee
+                ),
+            ));
+        }
+        let config = &self.inner.config;
+        let mut params = Params::new();
+        params.insert("access_key".into(), config.access_key.clone());
+        params.insert("out_order_no".into(), request.out_order_no.clone());
+        params.insert("refund_fee".into(), request.refund_fee.to_string());
+        let signature = sign_params(&params, &config.secret_key);
+        params.insert("sign".into(), signature);
+        Ok(params)
+    }
+
+    /// `POST {base}/pay/refund`: refunds `refund_fee` of the paid order. `code: 0` is
+    /// [`WeidoufuError::Rejected`]; a 5xx, a timeout or a lost answer may have refunded.
+    pub async fn refund(&self, request: &RefundRequest) -> Result<RefundAnswer, WeidoufuError> {
+        let params = self.refund_params(request)?;
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        let deadline = self.inner.timeout;
+        let (status, bytes) = tokio::time::timeout(deadline, self.post_to(REFUND_PATH, body))
+            .await
+            .unwrap_or(Err(WeidoufuError::Deadline(deadline)))?;
+        interpret_refund(status, &bytes, &request.out_order_no)
+    }
+
     async fn post(&self, body: String) -> Result<(StatusCode, bytes::Bytes), WeidoufuError> {
-        let url = format!("{}{}", self.inner.config.base_url, MINIAPP_PATH);
+        self.post_to(MINIAPP_PATH, body).await
+    }
+
+    async fn post_to(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<(StatusCode, bytes::Bytes), WeidoufuError> {
+        let url = format!("{}{}", self.inner.config.base_url, path);
         let request = self
             .inner
             .http
@@ -539,6 +614,60 @@ pub fn interpret(
             let data =
                 data.ok_or_else(|| WeidoufuError::Malformed("code 1 without data".into()))?;
             payment(data, pay_type, out_order_no)
+        }
+        _ if !status.is_success() => Err(WeidoufuError::Http(status)),
+        other => Err(WeidoufuError::Malformed(format!(
+            "code {other:?} is neither 1 nor 0"
+        ))),
+    }
+}
+
+/// Reads a `/pay/refund` answer: 5xx → [`WeidoufuError::Http`]; `code: 0` → rejected;
+/// `code: 1` with HTTP 2xx → taken (an echoed `out_order_no` must be ours).
+fn interpret_refund(
+    status: StatusCode,
+    body: &[u8],
+    out_order_no: &str,
+) -> Result<RefundAnswer, WeidoufuError> {
+    if status.is_server_error() {
+        return Err(WeidoufuError::Http(status));
+    }
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let Some(Value::Object(object)) = parsed else {
+        return Err(if status.is_success() {
+            WeidoufuError::Malformed("not a JSON object".into())
+        } else {
+            WeidoufuError::Http(status)
+        });
+    };
+    let data = match object.get("data") {
+        Some(Value::Object(data)) => Some(data),
+        _ => None,
+    };
+    match text(&object, "code").as_deref() {
+        Some("0") => Err(WeidoufuError::Rejected {
+            http_status: status,
+            message: text(&object, "message")
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "失败 (no message)".to_owned()),
+            mch_trade_no: None,
+        }),
+        Some("1") if status.is_success() => {
+            if let Some(echoed) = data
+                .and_then(|d| text(d, "out_order_no"))
+                .filter(|e| !e.is_empty())
+                && echoed != out_order_no
+            {
+                return Err(WeidoufuError::Malformed(format!(
+                    "refund answer for out_order_no {echoed:?}, not {out_order_no:?}"
+                )));
+            }
+            Ok(RefundAnswer {
+                refund_no: data
+                    .and_then(|d| text(d, "refund_no"))
+                    .filter(|n| !n.is_empty()),
+                raw: Value::Object(object),
+            })
         }
         _ if !status.is_success() => Err(WeidoufuError::Http(status)),
         other => Err(WeidoufuError::Malformed(format!(

@@ -15,7 +15,7 @@ pub mod sign;
 
 pub use callback::{CallbackError, TRADE_STATUS_SUCCESS, WeidoufuCallback, verify_callback};
 pub use client::{
-    MiniappPayRequest, MiniappPayment, PayType, UnknownPayType, WeidoufuClient,
-    WeidoufuClientBuilder, WeidoufuConfig, WeidoufuError, check_out_order_no,
+    MiniappPayRequest, MiniappPayment, PayType, RefundAnswer, RefundRequest, UnknownPayType,
+    WeidoufuClient, WeidoufuClientBuilder, WeidoufuConfig, WeidoufuError, check_out_order_no,
 };
 pub use sign::{SecretKey, SecretKeyError, sign_params, signature_matches};

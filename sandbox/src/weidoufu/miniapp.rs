@@ -57,7 +57,7 @@ fn failure(out_order_no: &str, message: &str) -> Response {
 }
 
 /// Today's date (`YYYYMMDD`, +08:00) followed by `digits` random digits.
-fn new_number(digits: usize) -> Result<String, crypto::CryptoError> {
+pub(super) fn new_number(digits: usize) -> Result<String, crypto::CryptoError> {
     let date = timefmt::compact_cst(OffsetDateTime::now_utc());
     Ok(format!(
         "{}{}",
@@ -186,7 +186,7 @@ fn answer(shared: &Shared, order: &Order, trade: &WeidoufuTrade) -> Response {
     success(&trade.mch_trade_no, &trade.out_order_no, &jsapi)
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
+pub(super) fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

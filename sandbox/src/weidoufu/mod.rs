@@ -1,5 +1,5 @@
-//! weidoufu (seed 004): `POST /pay/miniapp` (WeChat `pay_type` 1, Alipay `pay_type` 2) and its
-//! payment callback. Implemented from seed 004 independently of wxpay-core.
+//! weidoufu (seed 004): `POST /pay/miniapp` (WeChat `pay_type` 1, Alipay `pay_type` 2), its
+//! payment callback, and `POST /pay/refund` (see "Refunds" below). Implemented from seed 004 independently of wxpay-core.
 //!
 //! ## Signature (OUR CHOICE: the seed says only "签名结果(大写)")
 //! The WeChat Pay v2 rule its field names follow: every parameter with a non-empty value except
@@ -28,8 +28,17 @@
 //!   `sign`. The shop acknowledges with HTTP 200 and the body `SUCCESS`; anything else is
 //!   retried on the sandbox's retry schedule.
 
+//!
+//! ## Refunds
+//! `POST /pay/refund` with `access_key`, `out_order_no`, `refund_fee` (fen) and `sign`, encoded
+//! and signed like `/pay/miniapp` (seed 004 has no refund; the fields are those of the one
+//! public weidoufu client that refunds). `code` `1` means taken; there is no refund query and
+//! no refund callback. Over-refunds, unpaid orders and injected refusals are `code` `0`; a lost
+//! answer is HTTP 502 (the refund stands).
+
 mod callback;
 mod miniapp;
+mod refund;
 
 use std::sync::Arc;
 
@@ -80,7 +89,9 @@ impl WeidoufuMaterial {
 
 /// The weidoufu routes.
 pub(crate) fn router() -> Router<Arc<Shared>> {
-    Router::new().route("/pay/miniapp", post(miniapp::miniapp))
+    Router::new()
+        .route("/pay/miniapp", post(miniapp::miniapp))
+        .route("/pay/refund", post(refund::refund))
 }
 
 /// The weidoufu signature of `params` (see the module docs).
