@@ -451,7 +451,10 @@ pub(super) async fn reconcile(inner: &Inner) -> RefundReconcileReport {
                 }
             }
             Err(error) if error.kind == ProviderErrorKind::Unsupported => {
-                tracing::debug!(%error, "no refund query upstream: the refund settles by its answer or notification");
+                // One provider serves the engine: no other refund can be queried either, so
+                // stop rather than spend the pass listing them (weidoufu).
+                tracing::debug!(%error, "no refund query upstream: the refund settles by its answer or notification, or by an operator");
+                break;
             }
             Err(error) => {
                 tracing::warn!(%error, out_refund_no = %refund.out_refund_no, "refund query failed");
