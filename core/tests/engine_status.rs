@@ -123,7 +123,12 @@ async fn status_without_upstream_queries_answers_from_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_falls_back_to_the_store_when_the_upstream_fails() {
-    let h = Harness::builder().unreachable_notify().start().await;
+    // Asks again at once, so the per-order query interval is off here.
+    let h = Harness::builder()
+        .unreachable_notify()
+        .configure(|b| b.status_query_interval(std::time::Duration::ZERO))
+        .start()
+        .await;
     let reply = h.precreate_ok("QUERYFAIL01", 100).await;
     h.pay(&reply).await;
     h.provider.fail_queries(Some(ProviderError {
@@ -141,7 +146,12 @@ async fn status_falls_back_to_the_store_when_the_upstream_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_of_an_upstream_payment_survives_a_store_failure() {
-    let h = Harness::builder().unreachable_notify().start().await;
+    // Asks again at once, so the per-order query interval is off here.
+    let h = Harness::builder()
+        .unreachable_notify()
+        .configure(|b| b.status_query_interval(std::time::Duration::ZERO))
+        .start()
+        .await;
     let reply = h.precreate_ok("STATUSFAIL1", 100).await;
     h.pay(&reply).await;
     // Reading works but writing the payment fails: answer what is stored, change nothing.
@@ -153,6 +163,23 @@ async fn status_of_an_upstream_payment_survives_a_store_failure() {
     h.store.recover_all();
     assert_eq!(h.status("STATUSFAIL1").await.json()["status"], "PAID");
     assert_eq!(h.store.events("STATUSFAIL1").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_asks_the_upstream_once_per_order_per_interval() {
+    let h = Harness::builder()
+        .unreachable_notify()
+        .configure(|b| b.status_query_interval(std::time::Duration::from_secs(3600)))
+        .start()
+        .await;
+    h.precreate_ok("THROTTLED01", 100).await;
+    for _ in 0..20 {
+        assert_eq!(h.status("THROTTLED01").await.json()["status"], "PENDING");
+    }
+    assert_eq!(h.provider.queries(), 1, "twenty polls, one upstream query");
+    h.precreate_ok("THROTTLED02", 100).await;
+    h.status("THROTTLED02").await;
+    assert_eq!(h.provider.queries(), 2, "the interval is per order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,8 @@ pub const DEFAULT_PREFIX: &str = "/wxpay";
 pub const DEFAULT_NOTIFY_BODY_LIMIT: usize = 64 * 1024;
 /// The default limit of a precreate body.
 pub const DEFAULT_PRECREATE_BODY_LIMIT: usize = 16 * 1024;
+/// The default least time between two status-route queries of one order upstream.
+pub const DEFAULT_STATUS_QUERY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// One of the engine's routes. More may come: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,6 +183,8 @@ pub(crate) struct Settings {
     pub(crate) notify_body_limit: usize,
     pub(crate) precreate_body_limit: usize,
     pub(crate) query_upstream_on_status: bool,
+    /// The status route asks the upstream about one order at most once per this interval.
+    pub(crate) status_query_interval: Duration,
     /// A `prepay_id` is reused only if it stays valid at least this long.
     pub(crate) prepay_reuse_margin: time::Duration,
     pub(crate) reconcile_after: Duration,
@@ -272,6 +276,16 @@ impl EngineBuilder {
         self
     }
 
+    /// The least time between two upstream queries the status route makes for one order
+    /// (default 2 s), whoever polls: a page polling every second, or a stranger polling in a
+    /// loop, costs the merchant's API quota at most one query per order per interval. Within
+    /// it the route answers from the store.
+    #[must_use]
+    pub fn status_query_interval(mut self, interval: Duration) -> Self {
+        self.settings.status_query_interval = interval;
+        self
+    }
+
     /// How old a `PENDING` order must be before reconciliation queries it (default 5 min), and
     /// how often the background reconciler runs (default 1 min).
     #[must_use]
@@ -333,6 +347,7 @@ impl EngineBuilder {
                 clock: self.clock,
                 settings: self.settings,
                 paid_signal: tokio::sync::Notify::new(),
+                status_queries: status::QueryThrottle::default(),
             }),
         })
     }
@@ -357,6 +372,8 @@ pub(crate) struct Inner {
     pub(crate) admin_token: Option<AdminToken>,
     /// Wakes the paid-event dispatcher when an order has just been paid.
     pub(crate) paid_signal: tokio::sync::Notify,
+    /// When the status route last asked the upstream about each order.
+    pub(crate) status_queries: status::QueryThrottle,
 }
 
 impl fmt::Debug for Engine {
@@ -385,6 +402,7 @@ impl Engine {
                 notify_body_limit: DEFAULT_NOTIFY_BODY_LIMIT,
                 precreate_body_limit: DEFAULT_PRECREATE_BODY_LIMIT,
                 query_upstream_on_status: true,
+                status_query_interval: DEFAULT_STATUS_QUERY_INTERVAL,
                 prepay_reuse_margin: time::Duration::minutes(10),
                 reconcile_after: Duration::from_secs(5 * 60),
                 reconcile_every: Duration::from_secs(60),
