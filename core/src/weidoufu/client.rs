@@ -453,13 +453,7 @@ impl WeidoufuClient {
     /// with. Idempotent upstream for identical parameters (same `mch_trade_no`).
     pub async fn pay(&self, request: &MiniappPayRequest) -> Result<MiniappPayment, WeidoufuError> {
         let params = self.miniapp_params(request)?;
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
-        let deadline = self.inner.timeout;
-        let (status, bytes) = tokio::time::timeout(deadline, self.post(body))
-            .await
-            .unwrap_or(Err(WeidoufuError::Deadline(deadline)))?;
+        let (status, bytes) = self.call(MINIAPP_PATH, &params).await?;
         interpret(status, &bytes, request.pay_type, &request.out_order_no)
     }
 
@@ -494,21 +488,26 @@ impl WeidoufuClient {
     /// [`WeidoufuError::Rejected`]; a 5xx, a timeout or a lost answer may have refunded.
     pub async fn refund(&self, request: &RefundRequest) -> Result<RefundAnswer, WeidoufuError> {
         let params = self.refund_params(request)?;
+        let (status, bytes) = self.call(REFUND_PATH, &params).await?;
+        interpret_refund(status, &bytes, &request.out_order_no)
+    }
+
+    /// Posts the signed `params` to `path` as a form, within the deadline.
+    async fn call(
+        &self,
+        path: &str,
+        params: &Params,
+    ) -> Result<(StatusCode, bytes::Bytes), WeidoufuError> {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params.iter())
             .finish();
         let deadline = self.inner.timeout;
-        let (status, bytes) = tokio::time::timeout(deadline, self.post_to(REFUND_PATH, body))
+        tokio::time::timeout(deadline, self.post(path, body))
             .await
-            .unwrap_or(Err(WeidoufuError::Deadline(deadline)))?;
-        interpret_refund(status, &bytes, &request.out_order_no)
+            .unwrap_or(Err(WeidoufuError::Deadline(deadline)))
     }
 
-    async fn post(&self, body: String) -> Result<(StatusCode, bytes::Bytes), WeidoufuError> {
-        self.post_to(MINIAPP_PATH, body).await
-    }
-
-    async fn post_to(
+    async fn post(
         &self,
         path: &str,
         body: String,
@@ -585,6 +584,43 @@ pub fn interpret(
     pay_type: PayType,
     out_order_no: &str,
 ) -> Result<MiniappPayment, WeidoufuError> {
+    let answer = envelope(status, body)?;
+    let data =
+        data_of(&answer).ok_or_else(|| WeidoufuError::Malformed("code 1 without data".into()))?;
+    payment(data, pay_type, out_order_no)
+}
+
+/// Reads a `/pay/refund` answer like [`interpret`]: `code: 1` with HTTP 2xx is a refund taken
+/// (an echoed `out_order_no` must be ours).
+fn interpret_refund(
+    status: StatusCode,
+    body: &[u8],
+    out_order_no: &str,
+) -> Result<RefundAnswer, WeidoufuError> {
+    let answer = envelope(status, body)?;
+    let data = data_of(&answer);
+    if let Some(echoed) = data
+        .and_then(|d| text(d, "out_order_no"))
+        .filter(|e| !e.is_empty())
+        && echoed != out_order_no
+    {
+        return Err(WeidoufuError::Malformed(format!(
+            "refund answer for out_order_no {echoed:?}, not {out_order_no:?}"
+        )));
+    }
+    Ok(RefundAnswer {
+        refund_no: data
+            .and_then(|d| text(d, "refund_no"))
+            .filter(|n| !n.is_empty()),
+        raw: Value::Object(answer),
+    })
+}
+
+/// weidoufu's answer envelope `{code, message, data}`: the whole answer for `code: 1` with HTTP
+/// 2xx; any 5xx → [`WeidoufuError::Http`] (the request may have taken effect); `code: 0` →
+/// [`WeidoufuError::Rejected`] with `message`, whatever the (non-5xx) status; anything else →
+/// [`WeidoufuError::Http`] for a non-2xx, else [`WeidoufuError::Malformed`].
+fn envelope(status: StatusCode, body: &[u8]) -> Result<Map<String, Value>, WeidoufuError> {
     if status.is_server_error() {
         return Err(WeidoufuError::Http(status));
     }
@@ -596,25 +632,17 @@ pub fn interpret(
             WeidoufuError::Http(status)
         });
     };
-    let data = match object.get("data") {
-        Some(Value::Object(data)) => Some(data),
-        _ => None,
-    };
     match text(&object, "code").as_deref() {
         Some("0") => Err(WeidoufuError::Rejected {
             http_status: status,
             message: text(&object, "message")
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| "失败 (no message)".to_owned()),
-            mch_trade_no: data
+            mch_trade_no: data_of(&object)
                 .and_then(|d| text(d, "mch_trade_no"))
                 .filter(|m| !m.is_empty()),
         }),
-        Some("1") if status.is_success() => {
-            let data =
-                data.ok_or_else(|| WeidoufuError::Malformed("code 1 without data".into()))?;
-            payment(data, pay_type, out_order_no)
-        }
+        Some("1") if status.is_success() => Ok(object),
         _ if !status.is_success() => Err(WeidoufuError::Http(status)),
         other => Err(WeidoufuError::Malformed(format!(
             "code {other:?} is neither 1 nor 0"
@@ -622,57 +650,11 @@ pub fn interpret(
     }
 }
 
-/// Reads a `/pay/refund` answer: 5xx → [`WeidoufuError::Http`]; `code: 0` → rejected;
-/// `code: 1` with HTTP 2xx → taken (an echoed `out_order_no` must be ours).
-fn interpret_refund(
-    status: StatusCode,
-    body: &[u8],
-    out_order_no: &str,
-) -> Result<RefundAnswer, WeidoufuError> {
-    if status.is_server_error() {
-        return Err(WeidoufuError::Http(status));
-    }
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let Some(Value::Object(object)) = parsed else {
-        return Err(if status.is_success() {
-            WeidoufuError::Malformed("not a JSON object".into())
-        } else {
-            WeidoufuError::Http(status)
-        });
-    };
-    let data = match object.get("data") {
+/// The `data` object of an answer, when it is one.
+fn data_of(answer: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    match answer.get("data") {
         Some(Value::Object(data)) => Some(data),
         _ => None,
-    };
-    match text(&object, "code").as_deref() {
-        Some("0") => Err(WeidoufuError::Rejected {
-            http_status: status,
-            message: text(&object, "message")
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "失败 (no message)".to_owned()),
-            mch_trade_no: None,
-        }),
-        Some("1") if status.is_success() => {
-            if let Some(echoed) = data
-                .and_then(|d| text(d, "out_order_no"))
-                .filter(|e| !e.is_empty())
-                && echoed != out_order_no
-            {
-                return Err(WeidoufuError::Malformed(format!(
-                    "refund answer for out_order_no {echoed:?}, not {out_order_no:?}"
-                )));
-            }
-            Ok(RefundAnswer {
-                refund_no: data
-                    .and_then(|d| text(d, "refund_no"))
-                    .filter(|n| !n.is_empty()),
-                raw: Value::Object(object),
-            })
-        }
-        _ if !status.is_success() => Err(WeidoufuError::Http(status)),
-        other => Err(WeidoufuError::Malformed(format!(
-            "code {other:?} is neither 1 nor 0"
-        ))),
     }
 }
 

@@ -10,11 +10,11 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::{WEIDOUFU_WECHAT_MCHID, sign};
+use super::WEIDOUFU_WECHAT_MCHID;
 use crate::crypto;
 use crate::state::{Order, Protocol, Shared, TradeState, WeidoufuPayment, WeidoufuTrade, lock};
 use crate::timefmt;
-use crate::v2::{self, SignType, ct_eq};
+use crate::v2::{self, SignType};
 
 /// `body` is `string(32)`.
 const MAX_BODY_CHARS: usize = 32;
@@ -203,30 +203,11 @@ pub(super) async fn miniapp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !is_form(&headers) {
-        return failure("", "请求格式错误：须为application/x-www-form-urlencoded");
-    }
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return failure("", "请求格式错误：不是UTF-8");
+    let mut params = match super::authenticate(&shared, &headers, &body) {
+        Ok(params) => params,
+        Err((out_order_no, message)) => return failure(&out_order_no, &message),
     };
-    let mut params = BTreeMap::new();
-    if let Err(message) = crate::qfpay::parse_form(text, &mut params) {
-        return failure("", &format!("请求格式错误：{message}"));
-    }
     let out_order_no = params.get("out_order_no").cloned().unwrap_or_default();
-    if params.get("access_key") != Some(&shared.weidoufu.access_key) {
-        return failure(&out_order_no, "access_key错误");
-    }
-    let Some(given) = params.get("sign") else {
-        return failure(&out_order_no, "签名错误");
-    };
-    let want = sign(
-        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &shared.weidoufu.secret_key,
-    );
-    if !ct_eq(&want, &given.to_ascii_uppercase()) {
-        return failure(&out_order_no, "签名错误");
-    }
     let m = match validate(&shared, &params) {
         Ok(m) => m,
         Err(message) => return failure(&out_order_no, &message),

@@ -40,6 +40,7 @@ mod callback;
 mod miniapp;
 mod refund;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -92,6 +93,43 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/pay/miniapp", post(miniapp::miniapp))
         .route("/pay/refund", post(refund::refund))
+}
+
+/// Parses a signed form request and checks its `access_key` and `sign` (constant time). On
+/// failure: the `out_order_no` sent (or empty) and the message to answer with.
+pub(crate) fn authenticate(
+    shared: &Shared,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<BTreeMap<String, String>, (String, String)> {
+    if !miniapp::is_form(headers) {
+        return Err((
+            String::new(),
+            "请求格式错误：须为application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err((String::new(), "请求格式错误：不是UTF-8".into()));
+    };
+    let mut params = BTreeMap::new();
+    if let Err(message) = crate::qfpay::parse_form(text, &mut params) {
+        return Err((String::new(), format!("请求格式错误：{message}")));
+    }
+    let out_order_no = params.get("out_order_no").cloned().unwrap_or_default();
+    if params.get("access_key") != Some(&shared.weidoufu.access_key) {
+        return Err((out_order_no, "access_key错误".into()));
+    }
+    let Some(given) = params.get("sign") else {
+        return Err((out_order_no, "签名错误".into()));
+    };
+    let want = sign(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &shared.weidoufu.secret_key,
+    );
+    if !v2::ct_eq(&want, &given.to_ascii_uppercase()) {
+        return Err((out_order_no, "签名错误".into()));
+    }
+    Ok(params)
 }
 
 /// The weidoufu signature of `params` (see the module docs).

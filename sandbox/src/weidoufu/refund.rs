@@ -9,7 +9,6 @@
 //! injected refusals are `code` `0` with a message; a lost answer (the refund stands) is HTTP
 //! 502 without a body.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -18,11 +17,9 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::miniapp::{is_form, new_number};
-use super::sign;
+use super::miniapp::new_number;
 use crate::refunds::{self, RefundAsk, Refusal};
 use crate::state::{Protocol, Shared, lock};
-use crate::v2::ct_eq;
 
 fn refused(out_order_no: &str, message: &str) -> Response {
     crate::v3::json_response(
@@ -37,30 +34,11 @@ pub(super) async fn refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !is_form(&headers) {
-        return refused("", "请求格式错误：须为application/x-www-form-urlencoded");
-    }
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return refused("", "请求格式错误：不是UTF-8");
+    let params = match super::authenticate(&shared, &headers, &body) {
+        Ok(params) => params,
+        Err((out_order_no, message)) => return refused(&out_order_no, &message),
     };
-    let mut params = BTreeMap::new();
-    if let Err(message) = crate::qfpay::parse_form(text, &mut params) {
-        return refused("", &format!("请求格式错误：{message}"));
-    }
     let out_order_no = params.get("out_order_no").cloned().unwrap_or_default();
-    if params.get("access_key") != Some(&shared.weidoufu.access_key) {
-        return refused(&out_order_no, "access_key错误");
-    }
-    let Some(given) = params.get("sign") else {
-        return refused(&out_order_no, "签名错误");
-    };
-    let want = sign(
-        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &shared.weidoufu.secret_key,
-    );
-    if !ct_eq(&want, &given.to_ascii_uppercase()) {
-        return refused(&out_order_no, "签名错误");
-    }
     let Some(refund_fee) = params
         .get("refund_fee")
         .filter(|f| !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()))
