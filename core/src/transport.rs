@@ -28,11 +28,15 @@ pub(crate) fn base_url(value: &str, setting: &str) -> Result<String, String> {
 pub(crate) fn http_client(http: Option<reqwest::Client>) -> Result<reqwest::Client, String> {
     match http {
         Some(http) => Ok(http),
-        None => reqwest::Client::builder()
-            .user_agent(USER_AGENT)
+        None => client_builder()
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}")),
     }
+}
+
+/// A client builder with our `User-Agent`, for clients that need more (a TLS identity).
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().user_agent(USER_AGENT)
 }
 
 /// Why an exchange with an upstream failed below the protocol.
@@ -80,7 +84,49 @@ pub(crate) async fn exchange(
 /// a failure to connect or to build the request. A write that may have arrived must be queried,
 /// never re-created with other parameters.
 fn may_have_been_sent(error: &reqwest::Error) -> bool {
-    !(error.is_connect() || error.is_builder())
+    !(error.is_connect() || error.is_builder() || refused_our_certificate(error))
+}
+
+/// Whether the server ended the TLS handshake, refusing our client certificate (API v2's
+/// certificate calls). In TLS 1.3 the client may already have written its request when that
+/// alert arrives, but a server reads no application data before it has checked the client's
+/// certificate, so such a request was never acted on.
+fn refused_our_certificate(error: &reqwest::Error) -> bool {
+    /// The alerts a server sends when it refuses the client's certificate, and the
+    /// handshake-only ones (a handshake signature did not verify, nothing agreed).
+    const REFUSALS: [&str; 10] = [
+        "BadCertificate",
+        "UnsupportedCertificate",
+        "CertificateRevoked",
+        "CertificateExpired",
+        "CertificateUnknown",
+        "UnknownCA",
+        "CertificateRequired",
+        "AccessDenied",
+        "DecryptError",
+        "HandshakeFailure",
+    ];
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = next {
+        let alert = match current.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::AlertReceived(alert)) => Some(format!("{alert:?}")),
+            // tokio-rustls hands the alert up as an I/O error carrying rustls' message.
+            _ => current
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| {
+                    inner
+                        .to_string()
+                        .strip_prefix("received fatal alert: ")
+                        .map(str::to_owned)
+                }),
+        };
+        if let Some(alert) = alert {
+            return REFUSALS.contains(&alert.as_str());
+        }
+        next = current.source();
+    }
+    false
 }
 
 /// Reads a body up to `limit` bytes, refusing anything larger without buffering it.

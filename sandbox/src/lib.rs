@@ -47,8 +47,13 @@
 //!   every response signed (`Wechatpay-*` headers). A refund never exceeds what is left of
 //!   the payment (`403 NOT_ENOUGH`), the same `out_refund_no` is the same refund, and a settled
 //!   refund is notified as an encrypted, signed `REFUND.SUCCESS | ABNORMAL | CLOSED`.
-//! - `POST /pay/unifiedorder`, `POST /pay/orderquery`, `POST /pay/closeorder` — API v2, XML
-//!   signed with the v2 key ([`Sandbox::v2_api_key`], [`Sandbox::v2_sign_type`]).
+//! - `POST /pay/unifiedorder`, `POST /pay/orderquery`, `POST /pay/closeorder`,
+//!   `POST /pay/refundquery`, `POST /secapi/pay/refund` — API v2, XML signed with the v2 key
+//!   ([`Sandbox::v2_api_key`], [`Sandbox::v2_sign_type`]). The refund is a certificate call:
+//!   it is answered only on the HTTPS listener ([`Sandbox::v2_secure_base_url`]) to a client
+//!   presenting the merchant's certificate ([`Sandbox::v2_certificates`]), like WeChat Pay's.
+//!   Refunds settle as below and are notified with the refund fields sealed in `req_info`
+//!   (AES-256-ECB under the MD5 of the API key).
 //! - `POST /open/trade/wx/jsapi/precreate` — the gateway ([`Sandbox::gateway`]).
 //! - `POST /trade/v1/payment` (`pay_type` 800207), `POST /trade/v1/query`,
 //!   `POST /trade/v1/close`, `POST /trade/v1/reversal`, `POST /trade/v1/refund` — QFPay
@@ -90,6 +95,7 @@ mod server;
 mod simulate;
 mod state;
 mod timefmt;
+mod tls;
 pub mod v2;
 pub mod v3;
 pub mod weidoufu;
@@ -108,6 +114,7 @@ pub use keys::{MerchantMaterial, PlatformMaterial};
 pub use qfpay::QfpayMaterial;
 pub use refunds::{RefundBehaviour, RefundOutcome, RefundState, RefundView};
 pub use simulate::{PayOutcome, PayRequest, SimulatedOutcome, pay_sign_message};
+pub use tls::V2CertificateMaterial;
 pub use v2::SignType as V2SignType;
 pub use weidoufu::WeidoufuMaterial;
 
@@ -118,6 +125,8 @@ use state::{Shared, lock};
 pub struct Sandbox {
     shared: Arc<Shared>,
     base_url: String,
+    v2_secure_base_url: String,
+    v2_certificates: V2CertificateMaterial,
     server: Option<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -191,6 +200,10 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
+        let tls = tls::generate(&merchant.mchid)?;
+        let secure_listener =
+            tokio::net::TcpListener::bind(std::net::SocketAddr::new(addr.ip(), 0)).await?;
+        let v2_secure_base_url = format!("https://{}", secure_listener.local_addr()?);
         let shared = Arc::new(Shared {
             faults: Mutex::new(config.notify_faults.clone()),
             refund_behaviour: Mutex::default(),
@@ -213,11 +226,15 @@ impl Sandbox {
             started: Instant::now(),
         });
         let (stop, stopped) = oneshot::channel();
-        let server = server::spawn(listener, server::app(Arc::clone(&shared)), stopped);
-        tracing::info!(%base_url, "wxpay sandbox listening");
+        let app = server::app(Arc::clone(&shared));
+        shared.spawn(tls::serve(secure_listener, tls.acceptor, app.clone()));
+        let server = server::spawn(listener, app, stopped);
+        tracing::info!(%base_url, %v2_secure_base_url, "wxpay sandbox listening");
         Ok(Sandbox {
             shared,
             base_url,
+            v2_secure_base_url,
+            v2_certificates: tls.material,
             server: Some(server),
             stop: Some(stop),
         })
@@ -252,6 +269,20 @@ impl Sandbox {
     /// The API v2 signature type the merchant is configured for.
     pub fn v2_sign_type(&self) -> V2SignType {
         self.shared.config.v2_sign_type
+    }
+
+    /// The HTTPS address of API v2's certificate calls (`https://127.0.0.1:port`, serving the
+    /// same endpoints as [`Self::base_url`]): `POST /secapi/pay/refund` answers only a client
+    /// that presents [`V2CertificateMaterial::merchant_certificate_pem`]. Trust
+    /// [`V2CertificateMaterial::ca_certificate_pem`] to connect.
+    pub fn v2_secure_base_url(&self) -> &str {
+        &self.v2_secure_base_url
+    }
+
+    /// The certificates of API v2's certificate calls: the sandbox CA, and the merchant's API
+    /// certificate and key (`apiclient_cert.pem`, `apiclient_key.pem`).
+    pub fn v2_certificates(&self) -> &V2CertificateMaterial {
+        &self.v2_certificates
     }
 
     /// The shop's credentials at the emulated gateway (`biz_id`, `app_key`, `client_id`). Its

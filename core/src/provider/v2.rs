@@ -1,4 +1,12 @@
 //! WeChat Pay API v2 as a [`Provider`], over [`V2Client`].
+//!
+//! Refunds: `/secapi/pay/refund` with the merchant's API certificate (without one configured,
+//! the provider says it cannot refund and the engine refuses refunds up front);
+//! `result_code` `SUCCESS` is an accepted refund, kept `PROCESSING` until `/pay/refundquery` or
+//! the refund notification settles it. `refund_status` `SUCCESS` → SUCCESS, `REFUNDCLOSE` →
+//! CLOSED, `CHANGE` (退款异常) → ABNORMAL. `SYSTEMERROR` and `BIZERR_NEED_RETRY` ("retry with the
+//! same parameters") and `FREQUENCY_LIMITED` leave it PROCESSING for the reconciler, which
+//! asks again under the same `out_refund_no`; any other `err_code` is a refusal.
 
 use std::net::IpAddr;
 
@@ -8,13 +16,21 @@ use http::{HeaderMap, Response, StatusCode};
 use time::Duration;
 
 use crate::order::Order;
-use crate::v2::notification::{V2NotificationError, parse_time_end};
-use crate::v2::{ACK_XML, Params, UnifiedOrderRequest, V2Client, V2Error};
+use crate::refund::{Refund, RefundStatus};
+use crate::v2::client::RETRY_SAME_CODES;
+use crate::v2::notification::{V2NotificationError, parse_refund_time, parse_time_end};
+use crate::v2::{
+    ACK_XML, DecryptedV2Refund, Params, RefundRequest, UnifiedOrderRequest, V2Client, V2Error,
+    V2Notification,
+};
 
 use super::{
     MerchantIdentity, NotificationRejection, PaymentNotification, PaymentParams, PaymentReport,
-    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RejectionKind,
+    PaymentState, Prepay, Provider, ProviderError, ProviderErrorKind, RefundReport, RejectionKind,
 };
+
+/// `err_code`s that refuse nothing for good: the same request may be made again later.
+const TRY_LATER_CODES: [&str; 1] = ["FREQUENCY_LIMITED"];
 
 /// How long a `prepay_id` is valid (official docs: 2 hours).
 pub const PREPAY_ID_VALIDITY: Duration = Duration::hours(2);
@@ -43,7 +59,9 @@ fn provider_error(error: &V2Error) -> ProviderError {
             err_code,
             err_code_des,
         } => {
-            let kind = if err_code == "SYSTEMERROR" {
+            let kind = if RETRY_SAME_CODES.contains(&err_code.as_str())
+                || TRY_LATER_CODES.contains(&err_code.as_str())
+            {
                 ProviderErrorKind::Unavailable
             } else {
                 ProviderErrorKind::Rejected
@@ -113,6 +131,117 @@ fn trade_state(params: &Params) -> PaymentState {
         ),
         other => PaymentState::Other(other.to_owned()),
     }
+}
+
+/// A `refund_status` as the engine spells it; an unknown one is kept PROCESSING.
+fn refund_status(value: &str) -> RefundStatus {
+    match value {
+        "SUCCESS" => RefundStatus::Success,
+        "REFUNDCLOSE" => RefundStatus::Closed,
+        "CHANGE" => RefundStatus::Abnormal,
+        "PROCESSING" => RefundStatus::Processing,
+        other => {
+            tracing::warn!(status = %other, "unknown API v2 refund status; kept PROCESSING");
+            RefundStatus::Processing
+        }
+    }
+}
+
+fn refund_failure(status: RefundStatus) -> Option<String> {
+    match status {
+        RefundStatus::Abnormal => Some(
+            "CHANGE: the payer's account could not take the refund; resolve it in the merchant platform"
+                .to_owned(),
+        ),
+        RefundStatus::Closed => Some("REFUNDCLOSE: WeChat Pay closed the refund".to_owned()),
+        RefundStatus::Processing | RefundStatus::Success => None,
+    }
+}
+
+/// What the verified answer of `/secapi/pay/refund` says: an accepted refund.
+fn accepted_refund(answer: &Params, refund: &Refund) -> RefundReport {
+    let mut report = RefundReport::new(refund.out_refund_no.as_str(), RefundStatus::Processing);
+    report.out_trade_no = non_empty(answer, "out_trade_no");
+    report.transaction_id = non_empty(answer, "transaction_id");
+    report.refund_id = non_empty(answer, "refund_id");
+    report.amount = answer.get("refund_fee").and_then(|v| v.parse().ok());
+    report.total = answer.get("total_fee").and_then(|v| v.parse().ok());
+    report.mchid = non_empty(answer, "mch_id");
+    report
+}
+
+/// Entry `_n` of a `/pay/refundquery` answer that is `out_refund_no`, as a report.
+fn queried_refund(answer: &Params, out_refund_no: &str) -> Option<RefundReport> {
+    let n = (0..crate::refund::MAX_REFUNDS_PER_ORDER).find(|n| {
+        answer
+            .get(&format!("out_refund_no_{n}"))
+            .map(String::as_str)
+            == Some(out_refund_no)
+    })?;
+    let field = |name: &str| non_empty(answer, &format!("{name}_{n}"));
+    let status = refund_status(field("refund_status").as_deref().unwrap_or(""));
+    let mut report = RefundReport::new(out_refund_no, status);
+    report.out_trade_no = non_empty(answer, "out_trade_no");
+    report.transaction_id = non_empty(answer, "transaction_id");
+    report.refund_id = field("refund_id");
+    report.amount = field("refund_fee").and_then(|v| v.parse().ok());
+    report.total = answer.get("total_fee").and_then(|v| v.parse().ok());
+    report.mchid = non_empty(answer, "mch_id");
+    report.succeeded_at = field("refund_success_time").and_then(|v| parse_refund_time(&v));
+    report.user_received_account = field("refund_recv_accout");
+    report.failure = refund_failure(status);
+    Some(report)
+}
+
+/// The notification of a refund whose `req_info` decrypted: what it says of the refund, and of
+/// the refunded payment.
+fn refund_notification(decrypted: DecryptedV2Refund) -> Result<PaymentNotification, &'static str> {
+    let DecryptedV2Refund { envelope, info } = decrypted;
+    let out_refund_no =
+        non_empty(&info, "out_refund_no").ok_or("refund notification without out_refund_no")?;
+    let out_trade_no =
+        non_empty(&info, "out_trade_no").ok_or("refund notification without out_trade_no")?;
+    let status_text =
+        non_empty(&info, "refund_status").ok_or("refund notification without refund_status")?;
+    let status = refund_status(&status_text);
+    let refund_id = non_empty(&info, "refund_id");
+    let total = info.get("total_fee").and_then(|v| v.parse().ok());
+    let mut refund = RefundReport::new(out_refund_no.clone(), status);
+    refund.out_trade_no = Some(out_trade_no.clone());
+    refund.transaction_id = non_empty(&info, "transaction_id");
+    refund.refund_id.clone_from(&refund_id);
+    refund.amount = info.get("refund_fee").and_then(|v| v.parse().ok());
+    refund.total = total;
+    refund.mchid = non_empty(&envelope, "mch_id");
+    refund.succeeded_at = info.get("success_time").and_then(|v| parse_refund_time(v));
+    refund.user_received_account = non_empty(&info, "refund_recv_accout");
+    refund.failure = refund_failure(status);
+    let report = PaymentReport {
+        out_trade_no,
+        state: PaymentState::Refunded,
+        transaction_id: refund.transaction_id.clone(),
+        amount_total: total,
+        currency: None,
+        appid: non_empty(&envelope, "appid"),
+        mchid: refund.mchid.clone(),
+        payer: None,
+        paid_at: None,
+    };
+    let event_id = format!(
+        "v2-refund-{}-{status_text}",
+        refund_id.as_deref().unwrap_or(&out_refund_no)
+    );
+    let details = serde_json::Value::Object(
+        info.iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    );
+    Ok(PaymentNotification {
+        event_id,
+        report,
+        refund: Some(refund),
+        details,
+    })
 }
 
 fn xml_response(status: StatusCode, body: String) -> Response<Bytes> {
@@ -188,10 +317,12 @@ impl Provider for V2Provider {
         _headers: &HeaderMap,
         body: &[u8],
     ) -> Result<PaymentNotification, NotificationRejection> {
-        let verified = crate::v2::verify_notification(body, &self.client.config().api_key)
+        let notification = crate::v2::read_notification(body, &self.client.config().api_key)
             .map_err(|error| {
                 let kind = match &error {
-                    V2NotificationError::Signature(_) => RejectionKind::BadSignature,
+                    V2NotificationError::Signature(_) | V2NotificationError::RefundInfo(_) => {
+                        RejectionKind::BadSignature
+                    }
                     _ => RejectionKind::Malformed,
                 };
                 let status = match kind {
@@ -201,7 +332,6 @@ impl Provider for V2Provider {
                 let message = error.to_string();
                 NotificationRejection::new(kind, message.clone(), failure(status, &message))
             })?;
-        let params = verified.params;
         let malformed = |message: &str| {
             NotificationRejection::new(
                 RejectionKind::Malformed,
@@ -209,6 +339,13 @@ impl Provider for V2Provider {
                 failure(StatusCode::BAD_REQUEST, message),
             )
         };
+        let verified = match notification {
+            V2Notification::Payment(verified) => verified,
+            V2Notification::Refund(decrypted) => {
+                return refund_notification(decrypted).map_err(malformed);
+            }
+        };
+        let params = verified.params;
         if non_empty(&params, "out_trade_no").is_none() {
             return Err(malformed("verified notification without out_trade_no"));
         }
@@ -272,5 +409,48 @@ impl Provider for V2Provider {
             .close_order(order.out_trade_no.as_str())
             .await
             .map_err(|e| provider_error(&e))
+    }
+
+    fn refunds_supported(&self) -> bool {
+        self.client.can_refund()
+    }
+
+    async fn refund(&self, order: &Order, refund: &Refund) -> Result<RefundReport, ProviderError> {
+        // A function of the stored order and refund only: a resubmission under the same
+        // out_refund_no is the same refund to WeChat Pay.
+        let request = RefundRequest {
+            transaction_id: order.transaction_id.clone(),
+            out_trade_no: order.out_trade_no.as_str().to_owned(),
+            out_refund_no: refund.out_refund_no.as_str().to_owned(),
+            total_fee: order.amount.fen(),
+            refund_fee: refund.amount.fen(),
+            refund_fee_type: order.currency.as_str().to_owned(),
+            refund_desc: refund.reason.as_ref().map(|r| r.as_str().to_owned()),
+        };
+        let answer = self
+            .client
+            .refund(&request)
+            .await
+            .map_err(|e| provider_error(&e))?;
+        Ok(accepted_refund(&answer, refund))
+    }
+
+    async fn query_refund(
+        &self,
+        _order: &Order,
+        refund: &Refund,
+    ) -> Result<RefundReport, ProviderError> {
+        let out_refund_no = refund.out_refund_no.as_str();
+        let answer = self
+            .client
+            .refund_query(out_refund_no)
+            .await
+            .map_err(|e| provider_error(&e))?;
+        queried_refund(&answer, out_refund_no).ok_or_else(|| ProviderError {
+            kind: ProviderErrorKind::NotFound,
+            upstream_code: None,
+            message: format!("WeChat Pay's refund query does not list {out_refund_no}"),
+            may_have_taken_effect: false,
+        })
     }
 }

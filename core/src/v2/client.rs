@@ -1,4 +1,10 @@
-//! The API v2 HTTP client: unified order, order query, close, and the JSAPI `paySign`.
+//! The API v2 HTTP client: unified order, order query, close, refund, refund query, and the
+//! JSAPI `paySign`.
+//!
+//! Refunds (`/secapi/pay/refund`) are a certificate call: WeChat Pay accepts them only on a TLS
+//! connection that presents the merchant's API certificate ([`MerchantCertificate`],
+//! `apiclient_cert.pem` with `apiclient_key.pem`). The client keeps a second HTTP client with
+//! that identity for them, and only for them.
 //!
 //! Requests are XML posted to `{api_base}{path}`, signed with the configured [`SignType`].
 //! Answers are read up to [`MAX_RESPONSE_BYTES`], parsed with the restricted reader of
@@ -13,11 +19,13 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
+use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::fields::NotifyUrl;
@@ -60,6 +68,79 @@ pub struct V2Config {
     /// the same `prepay_id` instead of `INVALID_REQUEST` (商户订单号重复): the payer's address is
     /// not stored with the order and changes between attempts (mobile networks, proxies).
     pub spbill_create_ip: IpAddr,
+    /// `WXPAY_V2_CERT_PATH` and `WXPAY_V2_KEY_PATH`: the merchant's API certificate, which
+    /// refunds need. Without it the client cannot refund ([`V2Client::can_refund`]).
+    pub merchant_certificate: Option<MerchantCertificate>,
+    /// `WXPAY_V2_SECAPI_BASE`: where certificate calls go, when not to [`Self::api_base`]
+    /// (WeChat Pay serves both on one host; a test upstream may not).
+    pub secapi_base: Option<String>,
+    /// `WXPAY_V2_CA_PATH`: the only CA (PEM) trusted for certificate calls, instead of the
+    /// system's roots — for a test upstream with its own CA, such as the sandbox.
+    pub secapi_root_certificate_pem: Option<String>,
+}
+
+/// The merchant's API certificate and its private key (商户API证书: `apiclient_cert.pem` and
+/// `apiclient_key.pem` from the merchant platform), presented on the TLS connection of API v2's
+/// certificate calls. The key is kept zeroized on drop and never printed.
+#[derive(Clone)]
+pub struct MerchantCertificate {
+    identity_pem: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for MerchantCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MerchantCertificate(<redacted>)")
+    }
+}
+
+impl MerchantCertificate {
+    /// The certificate and key as PEM text (the key PKCS#8 `PRIVATE KEY` or PKCS#1
+    /// `RSA PRIVATE KEY`), checked to be a usable TLS identity.
+    pub fn from_pem(certificate_pem: &str, private_key_pem: &str) -> Result<Self, V2Error> {
+        if !certificate_pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(V2Error::Local(
+                "the merchant certificate is not a PEM CERTIFICATE (apiclient_cert.pem)".into(),
+            ));
+        }
+        if !private_key_pem.contains("PRIVATE KEY-----") {
+            return Err(V2Error::Local(
+                "the merchant certificate key is not a PEM PRIVATE KEY (apiclient_key.pem)".into(),
+            ));
+        }
+        let mut identity_pem = Zeroizing::new(Vec::with_capacity(
+            certificate_pem.len() + private_key_pem.len() + 1,
+        ));
+        identity_pem.extend_from_slice(private_key_pem.trim().as_bytes());
+        identity_pem.push(b'\n');
+        identity_pem.extend_from_slice(certificate_pem.trim().as_bytes());
+        identity_pem.push(b'\n');
+        let certificate = Self { identity_pem };
+        certificate.identity()?;
+        Ok(certificate)
+    }
+
+    /// Reads [`Self::from_pem`]'s two PEM files; the error names the file that failed.
+    pub fn from_files(
+        certificate_path: impl AsRef<Path>,
+        private_key_path: impl AsRef<Path>,
+    ) -> Result<Self, V2Error> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map(Zeroizing::new)
+                .map_err(|e| V2Error::Local(format!("cannot read {}: {e}", path.display())))
+        };
+        let certificate = read(certificate_path.as_ref())?;
+        let key = read(private_key_path.as_ref())?;
+        Self::from_pem(&certificate, &key)
+    }
+
+    fn identity(&self) -> Result<reqwest::Identity, V2Error> {
+        reqwest::Identity::from_pem(&self.identity_pem).map_err(|e| {
+            V2Error::Local(format!(
+                "the merchant certificate and key are not a TLS identity: {e}"
+            ))
+        })
+    }
 }
 
 impl V2Config {
@@ -79,6 +160,9 @@ impl V2Config {
             notify_url,
             api_base: DEFAULT_API_BASE.to_owned(),
             spbill_create_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            merchant_certificate: None,
+            secapi_base: None,
+            secapi_root_certificate_pem: None,
         }
     }
 }
@@ -143,13 +227,37 @@ impl V2Error {
                 ..
             } => *request_may_have_been_sent,
             Self::Http(status) => status.is_server_error(),
-            // SYSTEMERROR: "系统超时/异常，请用相同参数重新调用" (official docs).
-            Self::Business { err_code, .. } => err_code == "SYSTEMERROR",
+            // SYSTEMERROR: "系统超时/异常，请用相同参数重新调用"; BIZERR_NEED_RETRY (refunds):
+            // "并发情况下，业务被拒绝，商户重试即可解决" (official docs).
+            Self::Business { err_code, .. } => RETRY_SAME_CODES.contains(&err_code.as_str()),
             Self::Deadline(_) | Self::ResponseTooLarge(_) | Self::Signature(_) => true,
             Self::Malformed(_) => true,
             Self::Return { .. } | Self::Local(_) => false,
         }
     }
+}
+
+/// `err_code`s the docs answer with "call again with the same parameters".
+pub const RETRY_SAME_CODES: [&str; 2] = ["SYSTEMERROR", "BIZERR_NEED_RETRY"];
+
+/// The business fields of a refund (申请退款, `chapter=9_4`); the client adds the common fields,
+/// `notify_url` and `sign`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// `transaction_id` of the payment; WeChat Pay prefers it to `out_trade_no`.
+    pub transaction_id: Option<String>,
+    /// `out_trade_no` of the payment.
+    pub out_trade_no: String,
+    /// `out_refund_no`: the merchant's refund number; the same number is the same refund.
+    pub out_refund_no: String,
+    /// `total_fee`: the order's total in fen.
+    pub total_fee: u64,
+    /// `refund_fee`: the refund in fen.
+    pub refund_fee: u64,
+    /// `refund_fee_type` (ISO 4217).
+    pub refund_fee_type: String,
+    /// `refund_desc`: the reason shown to the payer (≤ 80 characters).
+    pub refund_desc: Option<String>,
 }
 
 /// The business fields of a JSAPI unified order; the client adds `appid`, `mch_id`,
@@ -224,10 +332,22 @@ impl V2ClientBuilder {
             }
         }
         self.config.api_base = base;
+        if let Some(secapi) = &self.config.secapi_base {
+            self.config.secapi_base =
+                Some(transport::base_url(secapi, "WXPAY_V2_SECAPI_BASE").map_err(V2Error::Local)?);
+        }
+        let secure_http = match &self.config.merchant_certificate {
+            Some(certificate) => Some(secure_client(
+                certificate,
+                self.config.secapi_root_certificate_pem.as_deref(),
+            )?),
+            None => None,
+        };
         let http = transport::http_client(self.http).map_err(V2Error::Local)?;
         Ok(V2Client {
             inner: Arc::new(Inner {
                 http,
+                secure_http,
                 config: self.config,
                 timeout: self.timeout,
                 clock: self.clock.unwrap_or_else(crate::clock::system),
@@ -245,6 +365,8 @@ pub struct V2Client {
 
 struct Inner {
     http: reqwest::Client,
+    /// The client with the merchant's TLS identity, for certificate calls.
+    secure_http: Option<reqwest::Client>,
     config: V2Config,
     timeout: Duration,
     clock: Arc<dyn Clock>,
@@ -352,6 +474,71 @@ impl V2Client {
         }
     }
 
+    /// Whether the merchant's API certificate is configured, which refunds need.
+    pub fn can_refund(&self) -> bool {
+        self.inner.secure_http.is_some()
+    }
+
+    /// The parameters of a refund (before the common fields and `sign`).
+    pub fn refund_params(&self, request: &RefundRequest) -> Params {
+        let mut params = Params::new();
+        if let Some(id) = request.transaction_id.as_ref().filter(|id| !id.is_empty()) {
+            params.insert("transaction_id".into(), id.clone());
+        }
+        params.insert("out_trade_no".into(), request.out_trade_no.clone());
+        params.insert("out_refund_no".into(), request.out_refund_no.clone());
+        params.insert("total_fee".into(), request.total_fee.to_string());
+        params.insert("refund_fee".into(), request.refund_fee.to_string());
+        params.insert("refund_fee_type".into(), request.refund_fee_type.clone());
+        if let Some(desc) = &request.refund_desc {
+            params.insert("refund_desc".into(), desc.clone());
+        }
+        params.insert(
+            "notify_url".into(),
+            self.inner.config.notify_url.as_str().to_owned(),
+        );
+        params
+    }
+
+    /// `POST /secapi/pay/refund` over the merchant certificate's TLS connection: the verified
+    /// answer (`refund_id`, …). `result_code` `SUCCESS` means WeChat Pay took the refund, not
+    /// that the money is back: [`Self::refund_query`] or the refund notification says that.
+    pub async fn refund(&self, request: &RefundRequest) -> Result<Params, V2Error> {
+        let Some(secure) = &self.inner.secure_http else {
+            return Err(V2Error::Local(
+                "API v2 refunds need the merchant's API certificate \
+                 (V2Config::merchant_certificate; WXPAY_V2_CERT_PATH and WXPAY_V2_KEY_PATH)"
+                    .into(),
+            ));
+        };
+        let config = &self.inner.config;
+        let base = config.secapi_base.as_deref().unwrap_or(&config.api_base);
+        let answer = self
+            .call_on(
+                secure,
+                base,
+                "/secapi/pay/refund",
+                self.refund_params(request),
+            )
+            .await?;
+        if answer.get("out_refund_no") != Some(&request.out_refund_no) {
+            return Err(V2Error::Malformed(format!(
+                "the refund answer names another out_refund_no: {:?}",
+                answer.get("out_refund_no")
+            )));
+        }
+        Ok(answer)
+    }
+
+    /// `POST /pay/refundquery` by `out_refund_no`: the verified answer, whose refunds are
+    /// numbered `out_refund_no_$n`, `refund_status_$n`, … (`REFUNDNOTEXIST` when WeChat Pay has
+    /// no such refund).
+    pub async fn refund_query(&self, out_refund_no: &str) -> Result<Params, V2Error> {
+        let mut params = Params::new();
+        params.insert("out_refund_no".into(), out_refund_no.to_owned());
+        self.call("/pay/refundquery", params).await
+    }
+
     /// The JSAPI client parameters for `prepay_id` (official docs, 网页端调起支付API
     /// `chapter=7_7`): `appId`, `timeStamp` (seconds), `nonceStr`, `package=prepay_id=…` and
     /// `signType` (the configured one), signed the API v2 way into `paySign`.
@@ -369,10 +556,24 @@ impl V2Client {
 
     /// Posts `params` (common fields and `sign` added) to `path` and checks the answer.
     async fn call(&self, path: &str, params: Params) -> Result<Params, V2Error> {
+        let inner = &self.inner;
+        self.call_on(&inner.http, &inner.config.api_base, path, params)
+            .await
+    }
+
+    /// [`Self::call`] with `http` to `base`.
+    async fn call_on(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        path: &str,
+        params: Params,
+    ) -> Result<Params, V2Error> {
         let body =
             xml::write(&self.signed_request(params)).map_err(|e| V2Error::Local(e.to_string()))?;
         let deadline = self.inner.timeout;
-        let (status, bytes) = tokio::time::timeout(deadline, self.post(path, body))
+        let url = format!("{base}{path}");
+        let (status, bytes) = tokio::time::timeout(deadline, post(http, url, body))
             .await
             .unwrap_or(Err(V2Error::Deadline(deadline)))?;
         if !status.is_success() {
@@ -416,21 +617,46 @@ impl V2Client {
         }
         Ok(answer)
     }
+}
 
-    async fn post(&self, path: &str, body: String) -> Result<(StatusCode, Bytes), V2Error> {
-        let url = format!("{}{}", self.inner.config.api_base, path);
-        let request = self
-            .inner
-            .http
-            .post(url)
-            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .header(http::header::ACCEPT, "text/xml, application/xml")
-            .body(body);
-        let answer = transport::exchange(request, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(transport_error)?;
-        Ok((answer.status, answer.body))
+/// The HTTP client of certificate calls: the merchant's TLS identity, and `root_pem` as the
+/// only trusted CA when given.
+fn secure_client(
+    certificate: &MerchantCertificate,
+    root_pem: Option<&str>,
+) -> Result<reqwest::Client, V2Error> {
+    let mut builder = transport::client_builder().identity(certificate.identity()?);
+    if let Some(root_pem) = root_pem {
+        let roots = reqwest::Certificate::from_pem_bundle(root_pem.as_bytes()).map_err(|e| {
+            V2Error::Local(format!("WXPAY_V2_CA_PATH is not PEM certificates: {e}"))
+        })?;
+        if roots.is_empty() {
+            return Err(V2Error::Local(
+                "WXPAY_V2_CA_PATH holds no certificate".into(),
+            ));
+        }
+        builder = builder.tls_certs_only(roots);
     }
+    builder
+        .build()
+        .map_err(|e| V2Error::Local(format!("cannot build the certificate HTTP client: {e}")))
+}
+
+/// Posts the XML `body` to `url`, reading the answer within [`MAX_RESPONSE_BYTES`].
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    body: String,
+) -> Result<(StatusCode, Bytes), V2Error> {
+    let request = http
+        .post(url)
+        .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+        .header(http::header::ACCEPT, "text/xml, application/xml")
+        .body(body);
+    let answer = transport::exchange(request, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(transport_error)?;
+    Ok((answer.status, answer.body))
 }
 
 /// Signs JSAPI client parameters the API v2 way: `appId`, `timeStamp`, `nonceStr`, `package`

@@ -1,5 +1,7 @@
 //! WeChat Pay API v2 (the legacy XML API): `POST /pay/unifiedorder`, `/pay/orderquery`,
-//! `/pay/closeorder`, JSAPI `paySign` checks and XML payment notifications.
+//! `/pay/closeorder`, JSAPI `paySign` checks and XML payment notifications; refunds
+//! (`/secapi/pay/refund` over a client-certificate TLS connection, `/pay/refundquery`, encrypted
+//! refund notifications).
 //!
 //! Written from seed 003 (JSAPI flow, `key`) and WeChat Pay's public v2 documentation
 //! (`pay.weixin.qq.com/wiki/doc/api/jsapi.php`, chapters 4 (rules, signature), 9_1 (unified
@@ -12,6 +14,7 @@
 //! `SUCCESS` or `FAIL` + `err_code`/`err_code_des` for business errors.
 
 mod notify;
+mod refund;
 mod sign;
 mod xml;
 
@@ -41,6 +44,8 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/pay/unifiedorder", post(unified_order))
         .route("/pay/orderquery", post(order_query))
         .route("/pay/closeorder", post(close_order))
+        .route("/pay/refundquery", post(refund::refund_query))
+        .route("/secapi/pay/refund", post(refund::refund))
 }
 
 /// An XML reply (`text/xml`).

@@ -15,7 +15,7 @@ use crate::timefmt;
 
 /// v2 docs: the merchant acknowledges with HTTP 200 and `return_code` `SUCCESS` in XML;
 /// anything else (another status, `FAIL`, a body that is not that XML) is retried.
-fn acknowledged(status: u16, body: &[u8]) -> bool {
+pub(super) fn acknowledged(status: u16, body: &[u8]) -> bool {
     status == 200 && parse(body).is_ok_and(|m| m.get("return_code").is_some_and(|c| c == "SUCCESS"))
 }
 
