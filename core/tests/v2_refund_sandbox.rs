@@ -298,7 +298,7 @@ async fn refunds_need_the_merchants_own_certificate_on_tls() {
     assert!(!absent.refunds_supported());
     let local = absent.refund(&order, &refund).await.unwrap_err();
     assert_eq!(local.kind, ProviderErrorKind::Local);
-    assert!(local.message.contains("WXPAY_V2_CERT_PATH"), "{local}");
+    assert!(local.message.contains("WXPAY_V2_CERT_FILE"), "{local}");
 
     // Over plain HTTP no certificate is presented: WeChat Pay's return_code FAIL.
     let plain = provider(&sandbox, &notify_url, Certificate::OverPlainHttp);

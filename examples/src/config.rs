@@ -39,6 +39,9 @@
 //! | `WXPAY_API_KEY` | API key (API密钥), 32 characters | required in production |
 //! | `WXPAY_SIGN_TYPE` | `MD5` or `HMAC-SHA256` (also honoured in sandbox mode) | `MD5` |
 //! | `WXPAY_API_BASE` | WeChat Pay API v2 base URL | `https://api.mch.weixin.qq.com` |
+//! | `WXPAY_V2_CERT_FILE` + `WXPAY_V2_KEY_FILE` | merchant API certificate and key (`apiclient_cert.pem`, `apiclient_key.pem`); refunds need them | — (no refunds) |
+//! | `WXPAY_V2_SECAPI_BASE` | base URL of certificate calls (refunds) | `WXPAY_API_BASE` |
+//! | `WXPAY_V2_CA_FILE` | the only CA trusted for certificate calls (a test upstream's) | system roots |
 //!
 //! `gateway` (**`WXPAY_GATEWAY_URL` unset = sandbox mode**):
 //!
@@ -101,7 +104,7 @@ use wxpay_core::fields::{Currency, NotifyUrl};
 use wxpay_core::gateway::{AppKey, GatewayConfig};
 use wxpay_core::openid::{AppSecret, OpenidTokenKey};
 use wxpay_core::qfpay::{ClientKey, QfpayConfig};
-use wxpay_core::v2::{ApiKey, SignType, V2Config};
+use wxpay_core::v2::{ApiKey, MerchantCertificate, SignType, V2Config};
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformCertificate, PlatformPublicKey,
     PlatformTrust,
@@ -206,7 +209,15 @@ impl ProviderKind {
     fn production_variables(self) -> &'static [&'static str] {
         match self {
             ProviderKind::V3 => PRODUCTION_VARIABLES,
-            ProviderKind::V2 => &["WXPAY_APPID", "WXPAY_API_KEY", "WXPAY_API_BASE"],
+            ProviderKind::V2 => &[
+                "WXPAY_APPID",
+                "WXPAY_API_KEY",
+                "WXPAY_API_BASE",
+                "WXPAY_V2_CERT_FILE",
+                "WXPAY_V2_KEY_FILE",
+                "WXPAY_V2_SECAPI_BASE",
+                "WXPAY_V2_CA_FILE",
+            ],
             ProviderKind::Gateway => &[
                 "WXPAY_GATEWAY_BIZ_ID",
                 "WXPAY_GATEWAY_APP_KEY",
@@ -605,6 +616,38 @@ fn production_v2(
     let notify_url = parse_notify_url(&notify_url)?;
     let mut config = V2Config::new(appid, mchid, api_key, sign_type, notify_url);
     config.api_base = parse_api_base(get("WXPAY_API_BASE").as_deref())?;
+    config.merchant_certificate = match (get("WXPAY_V2_CERT_FILE"), get("WXPAY_V2_KEY_FILE")) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let cert_pem = read_pem("WXPAY_V2_CERT_FILE", cert.trim())?;
+            let key_pem = zeroize::Zeroizing::new(read_pem("WXPAY_V2_KEY_FILE", key.trim())?);
+            Some(
+                MerchantCertificate::from_pem(&cert_pem, &key_pem)
+                    .map_err(|e| ConfigError::new("WXPAY_V2_CERT_FILE", e.to_string()))?,
+            )
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "WXPAY_V2_KEY_FILE",
+                "is required with WXPAY_V2_CERT_FILE (apiclient_key.pem)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "WXPAY_V2_CERT_FILE",
+                "is required with WXPAY_V2_KEY_FILE (apiclient_cert.pem)",
+            ));
+        }
+    };
+    if let Some(base) = get("WXPAY_V2_SECAPI_BASE") {
+        config.secapi_base = Some(
+            parse_api_base(Some(&base))
+                .map_err(|e| ConfigError::new("WXPAY_V2_SECAPI_BASE", e.message))?,
+        );
+    }
+    if let Some(path) = get("WXPAY_V2_CA_FILE") {
+        config.secapi_root_certificate_pem = Some(read_pem("WXPAY_V2_CA_FILE", path.trim())?);
+    }
     Ok(config)
 }
 

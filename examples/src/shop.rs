@@ -22,7 +22,7 @@ use wxpay_core::provider::v3::V3Provider;
 use wxpay_core::provider::weidoufu::WeidoufuProvider;
 use wxpay_core::qfpay::{ClientKey, QfpayClient, QfpayConfig};
 use wxpay_core::store::{Event, SqlxStore};
-use wxpay_core::v2::{ApiKey, SignType, V2Client, V2Config};
+use wxpay_core::v2::{ApiKey, MerchantCertificate, SignType, V2Client, V2Config};
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformPublicKey, PlatformTrust, V3Client,
 };
@@ -547,6 +547,13 @@ fn sandbox_upstream(
                 notify_url,
             );
             sandbox.base_url().clone_into(&mut config.api_base);
+            let tls = sandbox.v2_certificates();
+            config.merchant_certificate = Some(
+                MerchantCertificate::from_pem(&tls.merchant_certificate_pem, &tls.merchant_key_pem)
+                    .map_err(|e| error(&e))?,
+            );
+            config.secapi_base = Some(sandbox.v2_secure_base_url().to_owned());
+            config.secapi_root_certificate_pem = Some(tls.ca_certificate_pem.clone());
             Built::V2(config)
         }
         ProviderKind::Gateway => {

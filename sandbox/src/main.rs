@@ -191,6 +191,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(pem) => Some(write(&o.keys_dir, "platform_certificate.pem", pem)?),
         None => None,
     };
+    let v2_tls = sandbox.v2_certificates();
+    let v2_cert_file = write(
+        &o.keys_dir,
+        "v2_apiclient_cert.pem",
+        &v2_tls.merchant_certificate_pem,
+    )?;
+    let v2_key_file = write(
+        &o.keys_dir,
+        "v2_apiclient_key.pem",
+        &v2_tls.merchant_key_pem,
+    )?;
+    let v2_ca_file = write(&o.keys_dir, "v2_sandbox_ca.pem", &v2_tls.ca_certificate_pem)?;
     println!(
         "wxpay sandbox (WeChat Pay API v3, API v2, payment gateway, QFPay, weidoufu) listening on {}",
         sandbox.base_url()
@@ -222,6 +234,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("WXPAY_APPID={}", merchant.appid);
     println!("WXPAY_API_KEY={}", sandbox.v2_api_key());
     println!("WXPAY_SIGN_TYPE={}", sandbox.v2_sign_type());
+    println!("WXPAY_V2_CERT_FILE={}", v2_cert_file.display());
+    println!("WXPAY_V2_KEY_FILE={}", v2_key_file.display());
+    println!("WXPAY_V2_SECAPI_BASE={}", sandbox.v2_secure_base_url());
+    println!("WXPAY_V2_CA_FILE={}", v2_ca_file.display());
     println!();
     println!("# environment for a shop on the payment gateway:");
     let gateway = sandbox.gateway();

@@ -32,13 +32,11 @@ enum Kind {
 }
 
 impl Kind {
-    /// Whether wxpay refunds through this upstream. The gateway's document has no refund API;
-    /// the refund client of v2 is not built yet (the refunds issue tracks it): until then
+    /// Whether wxpay refunds through this upstream. The gateway's document has no refund API:
     /// the shop must answer 501 and store nothing.
     fn refunds_supported(self) -> bool {
         match self {
-            Kind::V3 | Kind::Qfpay | Kind::Weidoufu => true,
-            Kind::V2Md5 | Kind::V2HmacSha256 => false,
+            Kind::V3 | Kind::V2Md5 | Kind::V2HmacSha256 | Kind::Qfpay | Kind::Weidoufu => true,
             Kind::Gateway => false,
         }
     }
@@ -85,14 +83,38 @@ impl Kind {
         ];
         let mut vars = match self {
             Kind::V3 => return production_env(sandbox, dir, port, false),
-            Kind::V2Md5 | Kind::V2HmacSha256 => vec![
-                ("WXPAY_PROVIDER", "v2".to_owned()),
-                ("WXPAY_MCHID", sandbox.merchant().mchid.clone()),
-                ("WXPAY_APPID", sandbox.merchant().appid.clone()),
-                ("WXPAY_API_KEY", sandbox.v2_api_key().to_owned()),
-                ("WXPAY_SIGN_TYPE", sandbox.v2_sign_type().to_string()),
-                ("WXPAY_API_BASE", sandbox.base_url().to_owned()),
-            ],
+            Kind::V2Md5 | Kind::V2HmacSha256 => {
+                let tls = sandbox.v2_certificates();
+                let write = |name: &str, text: &str| {
+                    let path = dir.join(name);
+                    std::fs::write(&path, text).unwrap();
+                    path.display().to_string()
+                };
+                vec![
+                    ("WXPAY_PROVIDER", "v2".to_owned()),
+                    ("WXPAY_MCHID", sandbox.merchant().mchid.clone()),
+                    ("WXPAY_APPID", sandbox.merchant().appid.clone()),
+                    ("WXPAY_API_KEY", sandbox.v2_api_key().to_owned()),
+                    ("WXPAY_SIGN_TYPE", sandbox.v2_sign_type().to_string()),
+                    ("WXPAY_API_BASE", sandbox.base_url().to_owned()),
+                    (
+                        "WXPAY_V2_CERT_FILE",
+                        write("apiclient_cert.pem", &tls.merchant_certificate_pem),
+                    ),
+                    (
+                        "WXPAY_V2_KEY_FILE",
+                        write("apiclient_key.pem", &tls.merchant_key_pem),
+                    ),
+                    (
+                        "WXPAY_V2_SECAPI_BASE",
+                        sandbox.v2_secure_base_url().to_owned(),
+                    ),
+                    (
+                        "WXPAY_V2_CA_FILE",
+                        write("sandbox_ca.pem", &tls.ca_certificate_pem),
+                    ),
+                ]
+            }
             Kind::Gateway => vec![
                 ("WXPAY_PROVIDER", "gateway".to_owned()),
                 ("WXPAY_GATEWAY_URL", sandbox.base_url().to_owned()),
@@ -1050,6 +1072,19 @@ fn misconfigurations(
             (
                 "WXPAY_API_BASE",
                 with(base_env, "WXPAY_API_BASE", "ftp://x"),
+            ),
+            ("WXPAY_V2_KEY_FILE", without(base_env, "WXPAY_V2_KEY_FILE")),
+            (
+                "WXPAY_V2_CERT_FILE",
+                with(
+                    base_env,
+                    "WXPAY_V2_CERT_FILE",
+                    "/nonexistent/apiclient_cert.pem",
+                ),
+            ),
+            (
+                "WXPAY_V2_SECAPI_BASE",
+                with(base_env, "WXPAY_V2_SECAPI_BASE", "ftp://x"),
             ),
         ]),
         Kind::Gateway => cases.extend([

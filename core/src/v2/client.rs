@@ -68,13 +68,13 @@ pub struct V2Config {
     /// the same `prepay_id` instead of `INVALID_REQUEST` (商户订单号重复): the payer's address is
     /// not stored with the order and changes between attempts (mobile networks, proxies).
     pub spbill_create_ip: IpAddr,
-    /// `WXPAY_V2_CERT_PATH` and `WXPAY_V2_KEY_PATH`: the merchant's API certificate, which
+    /// `WXPAY_V2_CERT_FILE` and `WXPAY_V2_KEY_FILE`: the merchant's API certificate, which
     /// refunds need. Without it the client cannot refund ([`V2Client::can_refund`]).
     pub merchant_certificate: Option<MerchantCertificate>,
     /// `WXPAY_V2_SECAPI_BASE`: where certificate calls go, when not to [`Self::api_base`]
     /// (WeChat Pay serves both on one host; a test upstream may not).
     pub secapi_base: Option<String>,
-    /// `WXPAY_V2_CA_PATH`: the only CA (PEM) trusted for certificate calls, instead of the
+    /// `WXPAY_V2_CA_FILE`: the only CA (PEM) trusted for certificate calls, instead of the
     /// system's roots — for a test upstream with its own CA, such as the sandbox.
     pub secapi_root_certificate_pem: Option<String>,
 }
@@ -507,7 +507,7 @@ impl V2Client {
         let Some(secure) = &self.inner.secure_http else {
             return Err(V2Error::Local(
                 "API v2 refunds need the merchant's API certificate \
-                 (V2Config::merchant_certificate; WXPAY_V2_CERT_PATH and WXPAY_V2_KEY_PATH)"
+                 (V2Config::merchant_certificate; WXPAY_V2_CERT_FILE and WXPAY_V2_KEY_FILE)"
                     .into(),
             ));
         };
@@ -628,11 +628,11 @@ fn secure_client(
     let mut builder = transport::client_builder().identity(certificate.identity()?);
     if let Some(root_pem) = root_pem {
         let roots = reqwest::Certificate::from_pem_bundle(root_pem.as_bytes()).map_err(|e| {
-            V2Error::Local(format!("WXPAY_V2_CA_PATH is not PEM certificates: {e}"))
+            V2Error::Local(format!("WXPAY_V2_CA_FILE is not PEM certificates: {e}"))
         })?;
         if roots.is_empty() {
             return Err(V2Error::Local(
-                "WXPAY_V2_CA_PATH holds no certificate".into(),
+                "WXPAY_V2_CA_FILE holds no certificate".into(),
             ));
         }
         builder = builder.tls_certs_only(roots);
