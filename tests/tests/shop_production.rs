@@ -4,7 +4,9 @@
 //! notify → PAID, bad inputs, forged and repeated callbacks, and a misconfiguration named by its
 //! variable. `openid_*` tests run the openid flows (WeChat OAuth2 `snsapi_base`, QFPay's
 //! `get_weixin_oauth_code`, 小程序 `wx.login` → jscode2session) with precreate requiring the
-//! resolved openid (`WXPAY_OPENID_MODE=token`).
+//! resolved openid (`WXPAY_OPENID_MODE=token`). Refunds (two partial ones, an over-refund
+//! refused, settled through the upstream, each event once to the hook) run in production mode
+//! and in sandbox mode (`sandbox_mode_refunds`) on every upstream that has them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -723,6 +725,73 @@ async fn production_mode_against_the_sandbox(shop_name: &str, kind: Kind) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Sandbox mode (no production variables: the shop starts its own sandbox): buy, pay through
+/// the sandbox's `/sandbox/pay`, then the same refund journey as in production mode.
+async fn sandbox_mode_refunds(shop_name: &str, kind: Kind) {
+    let binary = example_binary(shop_name);
+    let dir = scratch_dir(&format!("{shop_name}-{}-sandbox-refunds", kind.provider()));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut env = vec![
+        ("WXPAY_PROVIDER", kind.provider().to_owned()),
+        ("WXPAY_BIND", format!("127.0.0.1:{port}")),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("shop.db").display()),
+        ),
+        ("WXPAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        // The payer's openid from the body, as the seeds' clients send it (the sign-in flows
+        // have their own tests).
+        ("WXPAY_OPENID_MODE", "body".to_owned()),
+    ];
+    if kind == Kind::V2HmacSha256 {
+        env.push(("WXPAY_SIGN_TYPE", "HMAC-SHA256".to_owned()));
+    }
+    let mut shop = Running::start(&binary, &dir, &env);
+    shop.wait_healthy(&base, Duration::from_secs(60)).await;
+    assert!(shop.output().contains("SANDBOX MODE"), "{}", shop.output());
+
+    let http = reqwest::Client::new();
+    let config = get_json(&http, &format!("{base}/api/config")).await;
+    let sandbox_base = config["jsbridge"]
+        .as_str()
+        .and_then(|url| url.strip_suffix("/sandbox/jsbridge.js"))
+        .unwrap_or_else(|| panic!("no sandbox in {config}"))
+        .to_owned();
+    let response = http
+        .post(format!("{base}/wxpay/precreate"))
+        .json(&json!({"openid": config["openid"], "product_id": "green-tea"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let params: Value = response.json().await.unwrap();
+    let no = params["out_trade_no"].as_str().unwrap().to_owned();
+    let paid = http
+        .post(format!("{sandbox_base}/sandbox/pay"))
+        .json(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap());
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+        if status["status"] == "PAID" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not paid: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    refunds(kind, &base, &no, &shop).await;
+    assert!(
+        !shop.output().contains(ADMIN_TOKEN),
+        "the admin token must never be printed"
+    );
+    drop(shop);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// API v3 only: with no platform public key configured, the shop downloads the certificates.
 async fn certificate_mode_downloads_the_platform_certificate(shop_name: &str) {
     let binary = example_binary(shop_name);
@@ -1253,6 +1322,11 @@ macro_rules! provider_suite {
                     crate::Kind::$kind,
                 )
                 .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sandbox_mode_refunds() {
+                crate::sandbox_mode_refunds(stringify!($shop), crate::Kind::$kind).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
