@@ -16,7 +16,7 @@ fn precreate_body() -> String {
 #[actix_web::test]
 async fn precreate_then_status_at_the_app_root() {
     let sandbox = sandbox().await;
-    let engine = engine(&sandbox, NOWHERE);
+    let engine = common::operator_engine(&sandbox, NOWHERE);
     let app = test::init_service(App::new().configure(wxpay_actix::configure(engine))).await;
 
     let request = test::TestRequest::post()
@@ -44,6 +44,10 @@ async fn precreate_then_status_at_the_app_root() {
 
     let request = test::TestRequest::get()
         .uri(&format!("/wxpay/orders/{out_trade_no}"))
+        .insert_header((
+            header::AUTHORIZATION,
+            format!("Bearer {}", common::OPERATOR_TOKEN),
+        ))
         .to_request();
     let (status, _, body) = parts(test::call_service(&app, request).await).await;
     assert_eq!(status, 200);

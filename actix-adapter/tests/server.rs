@@ -43,7 +43,7 @@ async fn http_server_precreate_pay_notify_status() {
     let sandbox = sandbox().await;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let engine = engine(&sandbox, &format!("http://{addr}/wxpay/notify"));
+    let engine = common::operator_engine(&sandbox, &format!("http://{addr}/wxpay/notify"));
     let _tasks = engine.spawn_background_tasks();
     let server = HttpServer::new({
         let engine = engine.clone();
@@ -72,6 +72,7 @@ async fn http_server_precreate_pay_notify_status() {
 
     let status: serde_json::Value = http
         .get(format!("{base}/wxpay/orders/{out_trade_no}"))
+        .bearer_auth(common::OPERATOR_TOKEN)
         .send()
         .await
         .unwrap()

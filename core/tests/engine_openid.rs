@@ -14,7 +14,7 @@ use openid_support::*;
 use serde_json::json;
 use support::{Harness, call};
 use wxpay_core::clock::{Clock as _, ManualClock};
-use wxpay_core::engine::{EngineError, OpenidConfig, OpenidMode, Route};
+use wxpay_core::engine::{AdminToken, Engine, EngineError, OpenidConfig, OpenidMode, Route};
 use wxpay_core::fields::OpenId;
 use wxpay_core::openid::{OpenidToken, OpenidTokenKey};
 use wxpay_sandbox::SimulatedOutcome;
@@ -589,4 +589,131 @@ async fn unusable_openid_configurations_are_refused_at_build() {
     get(&engine, "/wxpay/openid/callback?code=a&state=b", &[])
         .await
         .assert_error(StatusCode::NOT_FOUND, "OPENID_NOT_CONFIGURED");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The status route tells each caller only what is theirs.
+
+/// `GET /wxpay/orders/{no}` on `engine` with `headers`.
+async fn status_on(engine: &Engine, no: &str, headers: &[(&str, &str)]) -> support::Reply {
+    get(engine, &format!("/wxpay/orders/{no}"), headers).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_token_mode_the_status_route_answers_only_the_orders_payer() {
+    let h = Harness::start().await;
+    let engine = h
+        .engine_builder()
+        .openid(
+            OpenidConfig::new(key())
+                .mini_program(mini_program(&h))
+                .mode(OpenidMode::TokenRequired),
+        )
+        .admin_token(AdminToken::new(support::ADMIN_TOKEN).unwrap())
+        .build()
+        .unwrap();
+    let payer = token_for(&h, &engine, None).await;
+    let stranger = token_for(&h, &engine, Some("oStranger_0000000000000000000")).await;
+    let reply = precreate(
+        &engine,
+        json!({"amount": 321}),
+        &[("x-wxpay-openid-token", &payer)],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let no = reply.out_trade_no();
+
+    // No token: 401, before the order is even looked up (nothing to enumerate).
+    for number in [no.as_str(), "NO_SUCH_ORDER_1"] {
+        let anonymous = status_on(&engine, number, &[]).await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{number}");
+        assert_eq!(anonymous.json()["code"], "OPENID_REQUIRED");
+    }
+    // Another payer's token: the same 404 as an order that does not exist.
+    let foreign = status_on(&engine, &no, &[("x-wxpay-openid-token", &stranger)]).await;
+    let missing = status_on(
+        &engine,
+        "NO_SUCH_ORDER_1",
+        &[("x-wxpay-openid-token", &stranger)],
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(foreign.json()["code"], missing.json()["code"]);
+    // The payer, by header or cookie: the payer's view, never the openid.
+    for headers in [
+        vec![("x-wxpay-openid-token", payer.clone())],
+        vec![("cookie", format!("wxpay_openid={payer}"))],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let own = status_on(&engine, &no, &headers).await;
+        assert_eq!(own.status, StatusCode::OK);
+        let json = own.json();
+        assert_eq!(json["status"], "PENDING");
+        assert_eq!(json["amount"], 321);
+        assert!(json.get("openid").is_none(), "{json}");
+    }
+    // The operator sees everything, whoever paid.
+    let bearer = format!("Bearer {}", support::ADMIN_TOKEN);
+    let operator = status_on(&engine, &no, &[("authorization", &bearer)]).await;
+    assert_eq!(operator.status, StatusCode::OK);
+    let json = operator.json();
+    assert_eq!(json["openid"], h.sandbox.default_openid());
+    assert_eq!(json["amount"], 321);
+    assert!(json["created_at"].is_string(), "{json}");
+    // A wrong admin token is no one in particular: still 401 without a payer token.
+    let wrong = status_on(
+        &engine,
+        &no,
+        &[(
+            "authorization",
+            "Bearer not-the-admin-token-0123456789abcdef",
+        )],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_body_mode_a_stranger_learns_only_the_status_of_a_paid_order() {
+    let h = Harness::builder().operator().start().await;
+    let outcome = h.paid_order("PRIVACY0001", 500).await;
+    let public = h.status("PRIVACY0001").await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert_eq!(
+        public.json(),
+        json!({"out_trade_no": "PRIVACY0001", "status": "PAID"}),
+        "no transaction id, no times, no openid, no amount"
+    );
+    let operator = h.status_as_operator("PRIVACY0001").await.json();
+    assert_eq!(
+        operator["transaction_id"].as_str(),
+        outcome.transaction_id.as_deref()
+    );
+    assert_eq!(operator["openid"], support::OPENID);
+    assert!(operator["paid_at"].is_string());
+
+    // With openid routes in body mode, the payer's own token shows the payer's view.
+    let engine = h
+        .engine_builder()
+        .openid(OpenidConfig::new(key()).mini_program(mini_program(&h)))
+        .build()
+        .unwrap();
+    let payer = token_for(&h, &engine, Some(support::OPENID)).await;
+    let own = status_on(&engine, "PRIVACY0001", &[("x-wxpay-openid-token", &payer)]).await;
+    let json = own.json();
+    assert_eq!(json["amount"], 500);
+    assert_eq!(
+        json["transaction_id"].as_str(),
+        outcome.transaction_id.as_deref()
+    );
+    assert!(json.get("openid").is_none(), "{json}");
+    let stranger = token_for(&h, &engine, Some("oStranger_0000000000000000000")).await;
+    let foreign = status_on(
+        &engine,
+        "PRIVACY0001",
+        &[("x-wxpay-openid-token", &stranger)],
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
 }

@@ -15,16 +15,20 @@ use wxpay_core::provider::{PaymentState, ProviderError, ProviderErrorKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_of_a_pending_order() {
-    let h = Harness::start().await;
+    let h = Harness::builder().operator().start().await;
     h.precreate_ok("STATUS00001", 456).await;
     let reply = h.status("STATUS00001").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.headers.get("cache-control").unwrap(), "no-store");
     let json = reply.json();
+    // Anyone (body mode, no token) learns the status and nothing else.
     assert_eq!(
         json,
-        serde_json::json!({"out_trade_no": "STATUS00001", "status": "PENDING", "amount": 456})
+        serde_json::json!({"out_trade_no": "STATUS00001", "status": "PENDING"})
     );
+    let operator = h.status_as_operator("STATUS00001").await.json();
+    assert_eq!(operator["amount"], 456);
+    assert_eq!(operator["openid"], support::OPENID);
     // Asked upstream (the default), which said NOTPAY.
     assert_eq!(h.provider.queries(), 1);
     assert_eq!(
@@ -46,9 +50,9 @@ async fn status_decodes_percent_encoded_order_numbers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_of_a_paid_order_needs_no_upstream_call() {
-    let h = Harness::start().await;
+    let h = Harness::builder().operator().start().await;
     let outcome = h.paid_order("STATUSPAID1", 100).await;
-    let json = h.status("STATUSPAID1").await.json();
+    let json = h.status_as_operator("STATUSPAID1").await.json();
     assert_eq!(json["status"], "PAID");
     assert_eq!(json["amount"], 100);
     assert_eq!(
@@ -62,7 +66,11 @@ async fn status_of_a_paid_order_needs_no_upstream_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_applies_a_payment_whose_notification_never_arrived() {
-    let h = Harness::builder().unreachable_notify().start().await;
+    let h = Harness::builder()
+        .unreachable_notify()
+        .operator()
+        .start()
+        .await;
     let reply = h.precreate_ok("LOSTNOTIFY1", 100).await;
     let outcome = h.pay(&reply).await;
     // The sandbox tried and failed to notify.
@@ -77,7 +85,7 @@ async fn status_applies_a_payment_whose_notification_never_arrived() {
         OrderStatus::Pending
     );
 
-    let json = h.status("LOSTNOTIFY1").await.json();
+    let json = h.status_as_operator("LOSTNOTIFY1").await.json();
     assert_eq!(json["status"], "PAID");
     assert_eq!(
         json["transaction_id"].as_str(),

@@ -10,7 +10,7 @@ use axum::extract::State;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
-use wxpay_core::engine::{Engine, Route};
+use wxpay_core::engine::{AdminToken, Engine, Route};
 use wxpay_core::fields::{NotifyUrl, OutTradeNo};
 use wxpay_core::gateway::{AppKey, GatewayClient, GatewayConfig};
 use wxpay_core::order::OrderStatus;
@@ -25,6 +25,7 @@ use wxpay_sandbox::{
 
 const WAIT: Duration = Duration::from_secs(10);
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
+const OPERATOR_TOKEN: &str = "v2-gateway-operator-token-0123456789ab";
 
 #[derive(Clone)]
 struct Served {
@@ -112,7 +113,10 @@ async fn start(upstream: Upstream) -> Harness {
         }
     };
     let store = Arc::new(MemoryStore::new());
-    let engine = Engine::builder(provider, store.clone()).build().unwrap();
+    let engine = Engine::builder(provider, store.clone())
+        .admin_token(AdminToken::new(OPERATOR_TOKEN).unwrap())
+        .build()
+        .unwrap();
     let served = Served {
         engine,
         notifications: Arc::default(),
@@ -150,10 +154,17 @@ async fn precreate(h: &Harness, body: &Value) -> (StatusCode, Value) {
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
+/// The status route as the operator, who sees the amount and the transaction.
 async fn status_of(h: &Harness, no: &str) -> Value {
-    let (status, bytes) = call(h, Method::GET, &format!("/wxpay/orders/{no}"), vec![]).await;
-    assert_eq!(status, StatusCode::OK);
-    serde_json::from_slice(&bytes).unwrap()
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/wxpay/orders/{no}"))
+        .header("authorization", format!("Bearer {OPERATOR_TOKEN}"))
+        .body(Bytes::new())
+        .unwrap();
+    let response = h.served.engine.handle(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    serde_json::from_slice(response.body()).unwrap()
 }
 
 async fn notify(h: &Harness, body: Bytes) -> StatusCode {

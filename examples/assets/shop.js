@@ -194,7 +194,9 @@
       .then(function (outTradeNo) { return poll(outTradeNo, 0); })
       .then(function (order) {
         setStatus("");
-        showResult("paid", "Paid", product.name + " · " + yuan(order.amount) + " · order " +
+        // The status route shows the amount only to the payer's token (or the operator).
+        var paid = typeof order.amount === "number" ? order.amount : product.price_fen;
+        showResult("paid", "Paid", product.name + " · " + yuan(paid) + " · order " +
           order.out_trade_no);
       })
       .catch(function (e) {

@@ -18,7 +18,8 @@ use wxpay_sandbox::{
 use wxpay_tests::{Running, example_binary, free_port, scratch_dir};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
-/// `WXPAY_ADMIN_TOKEN` of the production shops: the refund routes are mounted.
+/// `WXPAY_ADMIN_TOKEN` of the shops: the refund routes are mounted, and the status route shows
+/// everything to it.
 const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdefghijkl";
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -74,6 +75,7 @@ impl Kind {
     fn env(self, sandbox: &Sandbox, dir: &Path, port: u16) -> Vec<(&'static str, String)> {
         let common = [
             ("WXPAY_BIND", format!("127.0.0.1:{port}")),
+            ("WXPAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
             (
                 "DATABASE_URL",
                 format!("sqlite://{}", dir.join("shop.db").display()),
@@ -173,6 +175,7 @@ fn production_env(
     std::fs::write(&key_file, merchant.private_key_pem.as_deref().unwrap()).unwrap();
     let mut vars = vec![
         ("WXPAY_BIND", format!("127.0.0.1:{port}")),
+        ("WXPAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
         (
             "DATABASE_URL",
             format!("sqlite://{}", dir.join("shop.db").display()),
@@ -210,6 +213,19 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// The status route as the operator (`WXPAY_ADMIN_TOKEN`), who sees every field.
+async fn status_json(http: &reqwest::Client, base: &str, no: &str) -> Value {
+    let url = format!("{base}/wxpay/orders/{no}");
+    let response = http
+        .get(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.unwrap()
+}
+
 /// Precreates an order for the green tea and checks it is PENDING at the catalog's price (not
 /// the one the client sent); returns the client parameters.
 async fn precreate_tea(sandbox: &Sandbox, base: &str) -> Value {
@@ -235,7 +251,7 @@ async fn precreate_tea(sandbox: &Sandbox, base: &str) -> Value {
     }
     assert_eq!(params["appId"], sandbox.merchant().appid.as_str());
     let no = params["out_trade_no"].as_str().unwrap();
-    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    let status = status_json(&http, base, no).await;
     assert_eq!(status["status"], "PENDING");
     assert_eq!(
         status["amount"], tea["price_fen"],
@@ -263,7 +279,7 @@ async fn buy_and_pay(sandbox: &Sandbox, base: &str) -> String {
     }
     assert!(records.iter().any(|r| r.kind == DeliveryKind::Probe));
     assert!(records.iter().any(|r| r.kind == DeliveryKind::Duplicate));
-    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    let status = status_json(&http, base, &no).await;
     assert_eq!(status["status"], "PAID", "{status}");
     assert_eq!(
         status["transaction_id"].as_str(),
@@ -281,7 +297,7 @@ async fn buy_and_pay(sandbox: &Sandbox, base: &str) -> String {
         .unwrap();
     assert_eq!(response.status(), 409);
     assert_eq!(
-        get_json(&http, &format!("{base}/wxpay/orders/{no}")).await,
+        status_json(&http, base, &no).await,
         status,
         "nothing changed"
     );
@@ -465,7 +481,7 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
     let http = reqwest::Client::new();
     let params = precreate_tea(sandbox, base).await;
     let no = params["out_trade_no"].as_str().unwrap();
-    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    let status = status_json(&http, base, no).await;
     let amount = status["amount"].as_u64().unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -540,7 +556,7 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
         .await
         .unwrap();
     assert!(!response.status().is_success());
-    let after = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    let after = status_json(&http, base, no).await;
     assert_eq!(after["status"], "PENDING", "nothing changed: {after}");
     assert!(after["transaction_id"].is_null(), "{after}");
 
@@ -571,7 +587,7 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
     }
     let response = request.body(genuine).send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    let after = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    let after = status_json(&http, base, no).await;
     assert_eq!(after["status"], "PAID", "{after}");
 }
 
@@ -695,8 +711,7 @@ async fn production_mode_against_the_sandbox(shop_name: &str, kind: Kind) {
     let sandbox = kind.sandbox(SandboxConfig::for_tests()).await;
     let dir = scratch_dir(&format!("{shop_name}-{}-production", kind.provider()));
     let port = free_port();
-    let mut env = kind.env(&sandbox, &dir, port);
-    env.push(("WXPAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()));
+    let env = kind.env(&sandbox, &dir, port);
     let mut shop = Running::start(&binary, &dir, &env);
     let base = format!("http://127.0.0.1:{port}");
     shop.wait_healthy(&base, Duration::from_secs(60)).await;
@@ -776,7 +791,7 @@ async fn sandbox_mode_refunds(shop_name: &str, kind: Kind) {
     assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap());
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+        let status = status_json(&http, &base, &no).await;
         if status["status"] == "PAID" {
             break;
         }
@@ -964,7 +979,7 @@ async fn openid_flows(shop_name: &str, kind: Kind) {
     let pay: PayRequest = serde_json::from_value(params).unwrap();
     sandbox.pay(pay).await.unwrap();
     sandbox.wait_for_delivery(&no, WAIT).await.unwrap();
-    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    let status = status_json(&http, &base, &no).await;
     assert_eq!(status["status"], "PAID", "{status}");
 
     // Someone else's openid next to the cookie is refused.
@@ -1078,7 +1093,7 @@ async fn weidoufu_alipay(shop_name: &str) {
         .await
         .unwrap();
     sandbox.wait_for_delivery(&no, WAIT).await.unwrap();
-    let status = get_json(&http, &format!("{base}/wxpay/orders/{no}")).await;
+    let status = status_json(&http, &base, &no).await;
     assert_eq!(status["status"], "PAID", "{status}");
     assert_eq!(
         status["transaction_id"].as_str(),

@@ -55,6 +55,17 @@ pub fn engine_builder(
     Engine::builder(Arc::new(provider), Arc::new(MemoryStore::new()))
 }
 
+/// The admin token of [`operator_engine`]'s engine, for status requests that see everything.
+pub const OPERATOR_TOKEN: &str = "adapter-operator-token-0123456789abcdef";
+
+/// [`engine`] with the admin token [`OPERATOR_TOKEN`].
+pub fn operator_engine(sandbox: &Sandbox, notify_url: &str) -> Engine {
+    engine_builder(sandbox, notify_url)
+        .admin_token(wxpay_actix::core::engine::AdminToken::new(OPERATOR_TOKEN).unwrap())
+        .build()
+        .unwrap()
+}
+
 pub fn engine(sandbox: &Sandbox, notify_url: &str) -> Engine {
     engine_builder(sandbox, notify_url).build().unwrap()
 }

@@ -573,7 +573,7 @@ impl Engine {
             Route::Notify => notify::handle(&self.inner, request.headers(), request.body()).await,
             Route::OrderStatus => {
                 let number = path.rsplit('/').next().unwrap_or_default().to_owned();
-                status::handle(&self.inner, &number).await
+                status::handle(&self.inner, &number, request.headers()).await
             }
             Route::Refunds => {
                 let number = path.rsplit('/').nth(1).unwrap_or_default();

@@ -428,6 +428,39 @@ pub(super) fn precreate_openid(
     }
 }
 
+/// Whose order a status request may see, from its openid token.
+pub(super) enum StatusViewer {
+    /// A valid token for this openid.
+    Payer(OpenId),
+    /// No valid token, and none is required (body mode).
+    Anyone,
+    /// Token mode, and no valid token (401), with why the presented one failed, if it did.
+    Required(Option<TokenError>),
+}
+
+/// Who asks the status route, by the token presented as for a precreate (header, then cookie).
+pub(super) fn status_viewer(
+    inner: &Inner,
+    settings: &OpenidSettings,
+    headers: &HeaderMap,
+) -> StatusViewer {
+    match presented_token(settings, headers, None, inner.clock.now()) {
+        Presented::Valid(token) => StatusViewer::Payer(token.openid),
+        Presented::Nothing if settings.mode == OpenidMode::TokenRequired => {
+            StatusViewer::Required(None)
+        }
+        Presented::Invalid(error) if settings.mode == OpenidMode::TokenRequired => {
+            StatusViewer::Required(Some(error))
+        }
+        Presented::Nothing | Presented::Invalid(_) => StatusViewer::Anyone,
+    }
+}
+
+/// The 401 of a status request that needs a token.
+pub(super) fn status_token_required(reason: Option<TokenError>, prefix: &str) -> Response<Bytes> {
+    openid_required(reason, prefix)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routes
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
 use time::OffsetDateTime;
-use wxpay_core::engine::{Engine, EngineBuilder, HookError, PaidHook};
+use wxpay_core::engine::{AdminToken, Engine, EngineBuilder, HookError, PaidHook};
 use wxpay_core::fields::{NotifyUrl, OutRefundNo, OutTradeNo};
 use wxpay_core::order::{NewOrder, Order, OrderStatus, Transition};
 use wxpay_core::provider::v3::V3Provider;
@@ -35,6 +35,9 @@ use wxpay_sandbox::{PayOutcome, PayRequest, Sandbox, SandboxConfig, SimulatedOut
 
 /// A bounded wait for anything the tests wait on.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The admin token of harnesses built [`HarnessBuilder::operator`].
+pub const ADMIN_TOKEN: &str = "harness-admin-token-0123456789abcdefgh";
 
 pub const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 
@@ -779,6 +782,7 @@ type Configure = Box<dyn FnOnce(EngineBuilder) -> EngineBuilder>;
 pub struct HarnessBuilder {
     sandbox: SandboxConfig,
     unreachable_notify: bool,
+    operator: bool,
     configure: Configure,
 }
 
@@ -786,6 +790,13 @@ impl HarnessBuilder {
     #[must_use]
     pub fn sandbox(mut self, config: SandboxConfig) -> Self {
         self.sandbox = config;
+        self
+    }
+
+    /// The engine has the admin token [`ADMIN_TOKEN`] ([`Harness::status_as_operator`]).
+    #[must_use]
+    pub fn operator(mut self) -> Self {
+        self.operator = true;
         self
     }
 
@@ -822,9 +833,11 @@ impl HarnessBuilder {
             &notify_url,
         ))));
         let store = Arc::new(FailingStore::new());
-        let engine = (self.configure)(Engine::builder(provider.clone(), store.clone()))
-            .build()
-            .unwrap();
+        let mut builder = (self.configure)(Engine::builder(provider.clone(), store.clone()));
+        if self.operator {
+            builder = builder.admin_token(AdminToken::new(ADMIN_TOKEN).unwrap());
+        }
+        let engine = builder.build().unwrap();
         let log = Arc::new(NotifyLog::default());
         let server = serve(listener, engine.clone(), store.clone(), log.clone());
         Harness {
@@ -864,6 +877,7 @@ impl Harness {
         HarnessBuilder {
             sandbox: SandboxConfig::for_tests(),
             unreachable_notify: false,
+            operator: false,
             configure: Box::new(|builder| builder),
         }
     }
@@ -905,6 +919,19 @@ impl Harness {
         reply
     }
 
+    /// The status route as the operator (the harness was built [`HarnessBuilder::operator`]).
+    pub async fn status_as_operator(&self, no: &str) -> Reply {
+        let bearer = format!("Bearer {ADMIN_TOKEN}");
+        self.call(
+            Method::GET,
+            &format!("/wxpay/orders/{no}"),
+            &[("authorization", bearer.as_str())],
+            Bytes::new(),
+        )
+        .await
+    }
+
+    /// The status route as anyone (no token).
     pub async fn status(&self, no: &str) -> Reply {
         self.call(
             Method::GET,

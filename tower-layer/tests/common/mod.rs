@@ -24,6 +24,17 @@ pub async fn sandbox() -> Sandbox {
 
 /// An engine (memory store, default policy) whose upstream is `sandbox` and whose notify URL
 /// is `notify_url`.
+/// The admin token of [`operator_engine`]'s engine, for status requests that see everything.
+pub const OPERATOR_TOKEN: &str = "adapter-operator-token-0123456789abcdef";
+
+/// [`engine`] with the admin token [`OPERATOR_TOKEN`].
+pub fn operator_engine(sandbox: &Sandbox, notify_url: &str) -> Engine {
+    engine_builder(sandbox, notify_url)
+        .admin_token(wxpay_tower::core::engine::AdminToken::new(OPERATOR_TOKEN).unwrap())
+        .build()
+        .unwrap()
+}
+
 pub fn engine(sandbox: &Sandbox, notify_url: &str) -> Engine {
     engine_builder(sandbox, notify_url).build().unwrap()
 }
