@@ -90,13 +90,14 @@ mod racy {
         async fn mark_delivered(&self, id: &str) -> Result<(), StoreError> {
             self.0.mark_delivered(id).await
         }
-        async fn list_stale(
+        async fn list_stale_after(
             &self,
             status: OrderStatus,
             before: OffsetDateTime,
+            after: Option<&wxpay_core::store::OrderCursor>,
             limit: u32,
         ) -> Result<Vec<Order>, StoreError> {
-            self.0.list_stale(status, before, limit).await
+            self.0.list_stale_after(status, before, after, limit).await
         }
         async fn record_mismatch(&self, no: &OutTradeNo, detail: &str) -> Result<(), StoreError> {
             self.0.record_mismatch(no, detail).await

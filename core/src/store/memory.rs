@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, OrderStore, PaidEvent, RefundEvent,
+    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, OrderStore, PaidEvent, RefundEvent,
     RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use crate::clock::Clock;
@@ -189,18 +189,26 @@ impl OrderStore for MemoryStore {
         Ok(())
     }
 
-    async fn list_stale(
+    async fn list_stale_after(
         &self,
         status: OrderStatus,
         updated_before: OffsetDateTime,
+        after: Option<&OrderCursor>,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let past_cursor = |order: &Order| {
+            after.is_none_or(|cursor| {
+                (order.updated_at, &order.out_trade_no) > (cursor.updated_at, &cursor.out_trade_no)
+            })
+        };
         let mut found: Vec<Order> = self
             .lock()
             .orders
             .values()
-            .filter(|order| order.status == status && order.updated_at < updated_before)
+            .filter(|order| {
+                order.status == status && order.updated_at < updated_before && past_cursor(order)
+            })
             .cloned()
             .collect();
         found.sort_by(|a, b| (a.updated_at, &a.out_trade_no).cmp(&(b.updated_at, &b.out_trade_no)));

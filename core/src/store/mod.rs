@@ -270,6 +270,26 @@ pub enum InboxOutcome {
     Duplicate,
 }
 
+/// A position in the walk of [`OrderStore::list_stale_after`]: the `(updated_at,
+/// out_trade_no)` of the last order seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderCursor {
+    /// The order's last change (whole milliseconds, as stored).
+    pub updated_at: OffsetDateTime,
+    /// The order's number, which breaks ties between orders changed in the same millisecond.
+    pub out_trade_no: OutTradeNo,
+}
+
+impl OrderCursor {
+    /// The position just after `order`.
+    pub fn of(order: &Order) -> Self {
+        Self {
+            updated_at: order.updated_at,
+            out_trade_no: order.out_trade_no.clone(),
+        }
+    }
+}
+
 /// A recorded disagreement between a notification (or query) and the stored order, e.g. a
 /// different amount, appid or mchid. Kept for an operator; the order is not changed by it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,11 +409,26 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
 
     /// Up to `limit` orders in `status` last changed strictly before `updated_before`, least
     /// recently changed first: for reconciliation (e.g. `PENDING` orders whose payment state
-    /// should be queried upstream, or closed).
+    /// should be queried upstream, or closed). The first page of [`Self::list_stale_after`].
     async fn list_stale(
         &self,
         status: OrderStatus,
         updated_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        self.list_stale_after(status, updated_before, None, limit)
+            .await
+    }
+
+    /// One page of a walk over the orders of [`Self::list_stale`]: ordered by `(updated_at,
+    /// out_trade_no)` and, with a cursor, only those strictly after it. Passing the cursor of
+    /// each page's last order ([`OrderCursor::of`]) visits every such order once, however many
+    /// there are, so that a reconciler can resume where its budget stopped it.
+    async fn list_stale_after(
+        &self,
+        status: OrderStatus,
+        updated_before: OffsetDateTime,
+        after: Option<&OrderCursor>,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError>;
 

@@ -39,8 +39,8 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, OrderStore, PaidEvent, RefundEvent, RefundReservation,
-    RefundUpdateOutcome, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, OrderCursor, OrderStore, PaidEvent, RefundEvent,
+    RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use crate::fields::{
     Amount, Attach, Currency, Description, OpenId, OutRefundNo, OutTradeNo, RefundReason,
@@ -84,6 +84,7 @@ pub const CASES: &[&str] = &[
     "notification_recorded_with_transition",
     "outbox_delivery",
     "list_stale_orders",
+    "stale_order_pages_visit_each_order_once",
     "mismatches_are_recorded",
     "data_survives_reopening",
     "refund_lifecycle",
@@ -113,6 +114,7 @@ pub async fn run_all(open: &dyn OpenStore) {
     notification_recorded_with_transition(open).await;
     outbox_delivery(open).await;
     list_stale_orders(open).await;
+    stale_order_pages_visit_each_order_once(open).await;
     mismatches_are_recorded(open).await;
     data_survives_reopening(open).await;
     refund_lifecycle(open).await;
@@ -147,6 +149,7 @@ macro_rules! store_conformance_tests {
             notification_recorded_with_transition,
             outbox_delivery,
             list_stale_orders,
+            stale_order_pages_visit_each_order_once,
             mismatches_are_recorded,
             data_survives_reopening,
             refund_lifecycle,
@@ -1056,6 +1059,53 @@ pub async fn list_stale_orders(open: &dyn OpenStore) {
         .await
         .unwrap();
     assert!(numbers(&stale).is_empty());
+}
+
+/// `list_stale_after` pages through the stale orders with a cursor: small pages visit every
+/// order exactly once, in `(updated_at, out_trade_no)` order (orders changed in the same
+/// millisecond included), and a cursor past the last order yields nothing.
+pub async fn stale_order_pages_visit_each_order_once(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let mut ours = Vec::new();
+    for _ in 0..7 {
+        ours.push(pending(&*store).await.out_trade_no);
+    }
+    let cutoff = OffsetDateTime::now_utc() + Duration::seconds(1);
+    let mut seen: Vec<Order> = Vec::new();
+    let mut cursor: Option<OrderCursor> = None;
+    loop {
+        let page = store
+            .list_stale_after(OrderStatus::Pending, cutoff, cursor.as_ref(), 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        cursor = Some(OrderCursor::of(last));
+        seen.extend(page);
+        assert!(seen.len() < 100_000, "the walk must end");
+    }
+    for no in &ours {
+        let visits = seen.iter().filter(|o| &o.out_trade_no == no).count();
+        assert_eq!(visits, 1, "{no} visited {visits} times");
+    }
+    assert!(seen.windows(2).all(|w| w[0].updated_at <= w[1].updated_at));
+    assert!(seen.iter().all(|o| o.status == OrderStatus::Pending));
+    // Past the last of ours, none of ours.
+    let last_of_ours = seen
+        .iter()
+        .rev()
+        .find(|o| ours.contains(&o.out_trade_no))
+        .unwrap();
+    let rest = store
+        .list_stale_after(
+            OrderStatus::Pending,
+            cutoff,
+            Some(&OrderCursor::of(last_of_ours)),
+            10_000,
+        )
+        .await
+        .unwrap();
+    assert!(rest.iter().all(|o| !ours.contains(&o.out_trade_no)));
 }
 
 /// Mismatches are recorded per order, oldest first, and change nothing.

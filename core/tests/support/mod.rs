@@ -25,7 +25,7 @@ use wxpay_core::provider::{
 };
 use wxpay_core::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 use wxpay_core::store::{
-    Event, InboxOutcome, InsertOutcome, MemoryStore, Mismatch, OrderStore, PaidEvent,
+    Event, InboxOutcome, InsertOutcome, MemoryStore, Mismatch, OrderCursor, OrderStore, PaidEvent,
     RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use wxpay_core::v3::{
@@ -398,6 +398,19 @@ impl OrderStore for FailingStore {
     ) -> Result<Vec<Order>, StoreError> {
         self.check(Op::ListStale)?;
         self.inner.list_stale(status, updated_before, limit).await
+    }
+
+    async fn list_stale_after(
+        &self,
+        status: OrderStatus,
+        updated_before: OffsetDateTime,
+        after: Option<&OrderCursor>,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        self.check(Op::ListStale)?;
+        self.inner
+            .list_stale_after(status, updated_before, after, limit)
+            .await
     }
 
     async fn record_mismatch(

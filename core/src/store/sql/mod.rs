@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, OrderStore, RefundReservation,
+    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, OrderStore, RefundReservation,
     RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use crate::clock::Clock;
@@ -613,13 +613,14 @@ impl OrderStore for SqlxStore {
         dispatch!(self.mark_delivered(event_id, now))
     }
 
-    async fn list_stale(
+    async fn list_stale_after(
         &self,
         status: OrderStatus,
         updated_before: OffsetDateTime,
+        after: Option<&OrderCursor>,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError> {
-        dispatch!(self.list_stale(status, updated_before, limit))
+        dispatch!(self.list_stale_after(status, updated_before, after, limit))
     }
 
     async fn record_mismatch(

@@ -17,7 +17,7 @@ use crate::refund::{
     MAX_REFUNDS_PER_ORDER, NewRefund, Refund, RefundDecision, RefundStatus, RefundUpdate,
 };
 use crate::store::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, PaidEvent, RefundEvent, RefundReservation,
+    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, PaidEvent, RefundEvent, RefundReservation,
     RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 
@@ -483,23 +483,35 @@ pub(super) async fn mark_delivered(
     .await
 }
 
-pub(super) async fn list_stale(
+pub(super) async fn list_stale_after(
     pool: &Pool,
     status: OrderStatus,
     updated_before: OffsetDateTime,
+    after: Option<&OrderCursor>,
     limit: u32,
 ) -> Result<Vec<Order>, StoreError> {
     let query = &sql(&format!(
         "SELECT {ORDER_COLUMNS} FROM wxpay_orders WHERE status = ? AND updated_at < ? \
+         AND (updated_at > ? OR (updated_at = ? AND out_trade_no > ?)) \
          ORDER BY updated_at, out_trade_no LIMIT ?"
     ));
     // `updated_at` is stored in whole milliseconds: "before 10.0005" is "before or at 10.000".
     let before = crate::order::to_millis(updated_before)
         + i64::from(crate::order::truncate_to_millis(updated_before) != updated_before);
+    // Without a cursor every row is "after" (-1, ""): `updated_at` is never negative.
+    let (after_millis, after_no) = after.map_or((-1, ""), |cursor| {
+        (
+            crate::order::to_millis(cursor.updated_at),
+            cursor.out_trade_no.as_str(),
+        )
+    });
     retry(|| async move {
         let rows = sqlx::query(query)
             .bind(status.as_str())
             .bind(before)
+            .bind(after_millis)
+            .bind(after_millis)
+            .bind(after_no)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await
