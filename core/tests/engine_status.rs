@@ -230,6 +230,8 @@ async fn reconcile_applies_a_payment_whose_notification_never_arrived() {
         .configure(|b| {
             b.reconcile(Duration::ZERO, Duration::from_secs(60))
                 .query_upstream_on_status(false)
+                // Ask about a waiting order on every pass (the back-off has its own tests).
+                .reconcile_backoff([])
         })
         .start()
         .await;

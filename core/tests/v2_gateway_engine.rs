@@ -72,6 +72,13 @@ enum Upstream {
 }
 
 async fn start(upstream: Upstream) -> Harness {
+    start_with(upstream, |builder| builder).await
+}
+
+async fn start_with(
+    upstream: Upstream,
+    configure: impl FnOnce(wxpay_core::engine::EngineBuilder) -> wxpay_core::engine::EngineBuilder,
+) -> Harness {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let notify = format!("http://{}/wxpay/notify", listener.local_addr().unwrap());
     let notify_url = NotifyUrl::parse_for_local_development(&notify).unwrap();
@@ -113,10 +120,12 @@ async fn start(upstream: Upstream) -> Harness {
         }
     };
     let store = Arc::new(MemoryStore::new());
-    let engine = Engine::builder(provider, store.clone())
-        .admin_token(AdminToken::new(OPERATOR_TOKEN).unwrap())
-        .build()
-        .unwrap();
+    let engine = configure(
+        Engine::builder(provider, store.clone())
+            .admin_token(AdminToken::new(OPERATOR_TOKEN).unwrap()),
+    )
+    .build()
+    .unwrap();
     let served = Served {
         engine,
         notifications: Arc::default(),
@@ -279,4 +288,44 @@ async fn gateway_end_to_end() {
     let h = start(Upstream::Gateway).await;
     full_flow(&h, 83601).await;
     h.sandbox.shutdown().await;
+}
+
+/// The gateway has no query: reconciliation never asks it, and closes an order locally once
+/// its prepay expired; a callback that comes later still marks it paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_closes_expired_gateway_orders_locally_without_asking() {
+    let clock = Arc::new(wxpay_core::clock::ManualClock::at(
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    ));
+    let engine_clock = clock.clone();
+    let h = start_with(Upstream::Gateway, move |b| {
+        b.clock(engine_clock)
+            .reconcile(Duration::ZERO, Duration::from_secs(3600))
+    })
+    .await;
+    let (status, params) = precreate(
+        &h,
+        &json!({"openid": OPENID, "amount": 100, "out_trade_no": "GWRECON0001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{params}");
+    clock.advance(1);
+    let report = h.served.engine.reconcile().await;
+    assert_eq!(
+        (report.checked, report.closed, report.failed),
+        (0, 0, 0),
+        "{report:?}"
+    );
+    clock.advance(3 * 3600);
+    let report = h.served.engine.reconcile().await;
+    assert_eq!(
+        (report.checked, report.closed, report.failed),
+        (0, 1, 0),
+        "{report:?}"
+    );
+    let key = OutTradeNo::try_from("GWRECON0001").unwrap();
+    assert_eq!(
+        h.store.get(&key).await.unwrap().unwrap().status,
+        OrderStatus::Closed
+    );
 }

@@ -49,7 +49,7 @@ pub use openid::{
     SESSION_BODY_LIMIT, STATE_COOKIE, STATE_TTL, TOKEN_BODY_FIELD, TOKEN_COOKIE, TOKEN_HEADER,
     UnknownOpenidMode,
 };
-pub use reconcile::ReconcileReport;
+pub use reconcile::{DEFAULT_RECONCILE_BACKOFF, DEFAULT_RECONCILE_BUDGET, ReconcileReport};
 pub use refund::{RefundError, RefundOutcome, RefundReconcileReport, RefundRequest};
 pub use reply::ErrorBody;
 
@@ -189,6 +189,10 @@ pub(crate) struct Settings {
     pub(crate) prepay_reuse_margin: time::Duration,
     pub(crate) reconcile_after: Duration,
     pub(crate) reconcile_every: Duration,
+    /// Upstream queries per reconcile pass.
+    pub(crate) reconcile_budget: u32,
+    /// The waits between queries of an order that stays open upstream; the last repeats.
+    pub(crate) reconcile_backoff: Vec<Duration>,
     pub(crate) dispatch_every: Duration,
 }
 
@@ -295,6 +299,24 @@ impl EngineBuilder {
         self
     }
 
+    /// The most upstream queries one reconcile pass makes (default
+    /// [`DEFAULT_RECONCILE_BUDGET`]); the next pass goes on where it stopped.
+    #[must_use]
+    pub fn reconcile_budget(mut self, queries: u32) -> Self {
+        self.settings.reconcile_budget = queries;
+        self
+    }
+
+    /// How long reconciliation waits before asking again about an order the upstream says is
+    /// still open: the first wait, the second, …; the last repeats (default
+    /// [`DEFAULT_RECONCILE_BACKOFF`]: 1 min, 5 min, 30 min, then hourly). Empty: ask on every
+    /// pass.
+    #[must_use]
+    pub fn reconcile_backoff(mut self, waits: impl IntoIterator<Item = Duration>) -> Self {
+        self.settings.reconcile_backoff = waits.into_iter().collect();
+        self
+    }
+
     /// How often the background dispatcher looks for undelivered paid events (default 5 s;
     /// a payment wakes it at once).
     #[must_use]
@@ -348,6 +370,7 @@ impl EngineBuilder {
                 settings: self.settings,
                 paid_signal: tokio::sync::Notify::new(),
                 status_queries: status::QueryThrottle::default(),
+                reconcile_walk: reconcile::Walk::default(),
             }),
         })
     }
@@ -374,6 +397,8 @@ pub(crate) struct Inner {
     pub(crate) paid_signal: tokio::sync::Notify,
     /// When the status route last asked the upstream about each order.
     pub(crate) status_queries: status::QueryThrottle,
+    /// Where reconciliation stopped, and when it may ask about each waiting order again.
+    pub(crate) reconcile_walk: reconcile::Walk,
 }
 
 impl fmt::Debug for Engine {
@@ -406,6 +431,8 @@ impl Engine {
                 prepay_reuse_margin: time::Duration::minutes(10),
                 reconcile_after: Duration::from_secs(5 * 60),
                 reconcile_every: Duration::from_secs(60),
+                reconcile_budget: reconcile::DEFAULT_RECONCILE_BUDGET,
+                reconcile_backoff: reconcile::DEFAULT_RECONCILE_BACKOFF.to_vec(),
                 dispatch_every: Duration::from_secs(5),
             },
         }

@@ -1,8 +1,36 @@
-//! Reconciliation: `PENDING` orders that no notification settled are queried upstream; paid ones
-//! are applied, expired ones closed upstream and locally.
+//! Reconciliation: `PENDING` orders that no notification settled are queried upstream and
+//! brought to a final state, however many of them wait.
+//!
+//! Each pass walks the stale `PENDING` orders oldest first with a cursor
+//! ([`OrderStore::list_stale_after`](crate::store::OrderStore::list_stale_after)) and resumes
+//! where the previous pass stopped, wrapping around at the end, so no set of orders can keep
+//! another from being looked at. A pass asks the upstream at most
+//! [`reconcile_budget`](super::EngineBuilder::reconcile_budget) times. An order the upstream
+//! says is still open is asked again only after a back-off that grows with each answer
+//! ([`reconcile_backoff`](super::EngineBuilder::reconcile_backoff), default 1 min, 5 min,
+//! 30 min, then hourly); a failed query is retried on the next pass.
+//!
+//! Every upstream state has a destination: `SUCCESS` → PAID (exactly as a notification);
+//! `REFUND` → PAID, with a mismatch recorded (paid, then refunded outside this engine);
+//! `PAYERROR` → FAILED; `CLOSED` / `REVOKED` → CLOSED; `NOTPAY` / `USERPAYING` keep waiting
+//! until the prepay expires, then the order is closed upstream and locally. An upstream with no
+//! query ([`Provider::can_query`](crate::provider::Provider::can_query): the seed-001 gateway,
+//! weidoufu) is never asked; its orders close locally once their prepay expired (a payment
+//! notified later still marks them paid: `CLOSED → PAID` is a valid transition).
+//!
+//! The back-off is kept in memory: a restart asks every waiting order once more, which is
+//! harmless.
 
-use crate::order::{OrderStatus, Transition};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::fields::OutTradeNo;
+use crate::order::{Order, OrderStatus, Transition};
 use crate::provider::PaymentState;
+use crate::store::OrderCursor;
 
 use super::{Inner, notify};
 
@@ -15,85 +43,280 @@ pub struct ReconcileReport {
     pub paid: usize,
     /// Orders closed (expired unpaid, or closed upstream).
     pub closed: usize,
+    /// Orders whose payment failed upstream, marked `FAILED`.
+    pub payment_failed: usize,
     /// Orders that could not be settled this time (query or store failure).
     pub failed: usize,
+    /// Orders skipped because the upstream was asked about them recently (back-off).
+    pub deferred: usize,
+    /// Whether the pass stopped at its budget with orders left to look at.
+    pub budget_exhausted: bool,
     /// What the pass did with `PROCESSING` refunds.
     pub refunds: super::RefundReconcileReport,
 }
 
-const BATCH: u32 = 100;
+/// The default per-pass budget of upstream queries.
+pub const DEFAULT_RECONCILE_BUDGET: u32 = 200;
+
+/// The default back-off between queries of an order the upstream says is still open; the last
+/// step repeats.
+pub const DEFAULT_RECONCILE_BACKOFF: [Duration; 4] = [
+    Duration::from_secs(60),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(60 * 60),
+];
+
+/// Orders read per page of the walk.
+const PAGE: u32 = 100;
+
+/// Past this many remembered orders, the back-off is forgotten (each order is asked once more).
+const MAX_REMEMBERED: usize = 100_000;
+
+/// When an order may be asked again, and how often it has been.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    answers: u32,
+    next_at: OffsetDateTime,
+}
+
+/// The walk's position and the back-off of the orders it has asked about.
+#[derive(Debug, Default)]
+pub(crate) struct Walk {
+    cursor: Mutex<Option<OrderCursor>>,
+    backoff: Mutex<HashMap<OutTradeNo, Backoff>>,
+}
+
+impl Walk {
+    fn backoff(&self) -> std::sync::MutexGuard<'_, HashMap<OutTradeNo, Backoff>> {
+        self.backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn cursor(&self) -> std::sync::MutexGuard<'_, Option<OrderCursor>> {
+        self.cursor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_due(&self, order: &OutTradeNo, now: OffsetDateTime) -> bool {
+        self.backoff()
+            .get(order)
+            .is_none_or(|backoff| backoff.next_at <= now)
+    }
+
+    /// Records that the upstream said `order` is still open at `now`.
+    fn wait(&self, order: &OutTradeNo, now: OffsetDateTime, steps: &[Duration]) {
+        let mut backoff = self.backoff();
+        if backoff.len() >= MAX_REMEMBERED {
+            backoff.clear();
+        }
+        let answers = backoff.get(order).map_or(0, |b| b.answers);
+        let index = usize::try_from(answers).unwrap_or(usize::MAX);
+        let step = steps
+            .get(index)
+            .or_else(|| steps.last())
+            .copied()
+            .unwrap_or(Duration::ZERO);
+        backoff.insert(
+            order.clone(),
+            Backoff {
+                answers: answers.saturating_add(1),
+                next_at: now + time::Duration::try_from(step).unwrap_or(time::Duration::MAX),
+            },
+        );
+    }
+
+    fn forget(&self, order: &OutTradeNo) {
+        self.backoff().remove(order);
+    }
+}
+
+/// What became of one order.
+enum Outcome {
+    Paid,
+    Closed,
+    PaymentFailed,
+    /// Still open upstream: back off.
+    Waiting,
+    /// The query or the store failed: retry next pass.
+    Failed,
+}
 
 pub(super) async fn run(inner: &Inner) -> ReconcileReport {
     let mut report = ReconcileReport::default();
-    let cutoff = inner.clock.now()
+    let now = inner.clock.now();
+    let cutoff = now
         - time::Duration::try_from(inner.settings.reconcile_after)
             .unwrap_or(time::Duration::minutes(5));
-    let orders = match inner
-        .store
-        .list_stale(OrderStatus::Pending, cutoff, BATCH)
-        .await
-    {
-        Ok(orders) => orders,
-        Err(error) => {
-            tracing::warn!(%error, "listing pending orders failed");
-            report.failed += 1;
-            return report;
-        }
-    };
-    for order in orders {
-        report.checked += 1;
-        let upstream = match inner.provider.query(&order).await {
-            Ok(upstream) => upstream,
+    let walk = &inner.reconcile_walk;
+    let start = walk.cursor().clone();
+    let mut cursor = start.clone();
+    let mut wrapped = cursor.is_none();
+    let mut budget = inner.settings.reconcile_budget;
+    'walk: loop {
+        let page = match inner
+            .store
+            .list_stale_after(OrderStatus::Pending, cutoff, cursor.as_ref(), PAGE)
+            .await
+        {
+            Ok(page) => page,
             Err(error) => {
-                if error.upstream_code.as_deref() == Some("UNSUPPORTED") {
-                    // An upstream with no query API (the gateway, weidoufu): the order settles
-                    // through the callback; nothing to warn about on every pass.
-                    tracing::debug!(%error, out_trade_no = %order.out_trade_no, "no upstream query");
-                } else {
-                    tracing::warn!(%error, out_trade_no = %order.out_trade_no, "reconcile query failed");
-                }
+                tracing::warn!(%error, "listing pending orders failed");
                 report.failed += 1;
-                continue;
+                break;
             }
         };
-        match upstream.state {
-            PaymentState::Paid => {
-                let response = notify::apply_report(inner, &order, &upstream, None).await;
-                // A success reply also covers a report that was recorded as a mismatch and left
-                // the order unpaid: count what the store now says.
-                let paid = response.status().is_success()
-                    && matches!(
-                        inner.store.get(&order.out_trade_no).await,
-                        Ok(Some(current))
-                            if matches!(current.status, OrderStatus::Paid | OrderStatus::Refunded)
-                    );
-                if paid {
-                    report.paid += 1;
-                } else {
-                    report.failed += 1;
+        if page.is_empty() {
+            // The end: start again from the oldest once, for the orders before the cursor.
+            cursor = None;
+            if wrapped {
+                break;
+            }
+            wrapped = true;
+            continue;
+        }
+        for order in page {
+            if wrapped && start.as_ref().is_some_and(|start| past(&order, start)) {
+                // Back where this pass began: every stale order was looked at once.
+                cursor = start.clone();
+                break 'walk;
+            }
+            if !walk.is_due(&order.out_trade_no, now) {
+                report.deferred += 1;
+                cursor = Some(OrderCursor::of(&order));
+                continue;
+            }
+            if inner.provider.can_query() && budget == 0 {
+                report.budget_exhausted = true;
+                break 'walk;
+            }
+            cursor = Some(OrderCursor::of(&order));
+            let outcome = if inner.provider.can_query() {
+                budget -= 1;
+                report.checked += 1;
+                settle(inner, &order, now).await
+            } else {
+                settle_without_query(inner, &order, now).await
+            };
+            match outcome {
+                Outcome::Paid => report.paid += 1,
+                Outcome::Closed => report.closed += 1,
+                Outcome::PaymentFailed => report.payment_failed += 1,
+                // A failed query or write is retried on the next pass, without back-off.
+                Outcome::Failed => report.failed += 1,
+                Outcome::Waiting => {
+                    walk.wait(&order.out_trade_no, now, &inner.settings.reconcile_backoff);
                 }
             }
-            PaymentState::Closed => close_locally(inner, &order, &mut report).await,
-            PaymentState::NotPaid
-                if order
-                    .prepay_expires_at
-                    .is_some_and(|expiry| expiry <= inner.clock.now()) =>
-            {
-                match inner.provider.close(&order).await {
-                    Ok(()) => close_locally(inner, &order, &mut report).await,
-                    Err(error) => {
-                        tracing::warn!(%error, out_trade_no = %order.out_trade_no, "closing an expired order failed");
-                        report.failed += 1;
-                    }
-                }
+            if matches!(
+                outcome,
+                Outcome::Paid | Outcome::Closed | Outcome::PaymentFailed
+            ) {
+                walk.forget(&order.out_trade_no);
             }
-            _ => {}
         }
     }
+    *walk.cursor() = cursor;
     report
 }
 
-async fn close_locally(inner: &Inner, order: &crate::order::Order, report: &mut ReconcileReport) {
+/// Whether `order` comes after `cursor` in the walk.
+fn past(order: &Order, cursor: &OrderCursor) -> bool {
+    (order.updated_at, &order.out_trade_no) > (cursor.updated_at, &cursor.out_trade_no)
+}
+
+fn expired(order: &Order, now: OffsetDateTime) -> bool {
+    order.prepay_expires_at.is_some_and(|expiry| expiry <= now)
+}
+
+/// An upstream without a query: only the clock can say the payer can no longer pay.
+async fn settle_without_query(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
+    if expired(order, now) {
+        close_locally(inner, order).await
+    } else {
+        Outcome::Waiting
+    }
+}
+
+/// Asks the upstream about `order` and moves it where the answer says.
+async fn settle(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
+    let upstream = match inner.provider.query(order).await {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            tracing::warn!(%error, out_trade_no = %order.out_trade_no, "reconcile query failed");
+            return Outcome::Failed;
+        }
+    };
+    match &upstream.state {
+        PaymentState::Paid => mark_paid(inner, order, &upstream).await,
+        PaymentState::Refunded => {
+            // Paid, then refunded where this engine did not see it (e.g. the merchant
+            // platform): record the payment, and tell the operator.
+            let detail = "the upstream reports the order paid and refunded outside this engine";
+            tracing::warn!(out_trade_no = %order.out_trade_no, detail, "reconcile");
+            if let Err(error) = inner
+                .store
+                .record_mismatch(&order.out_trade_no, detail)
+                .await
+            {
+                tracing::warn!(%error, "recording a mismatch failed");
+            }
+            let mut paid = upstream.clone();
+            paid.state = PaymentState::Paid;
+            mark_paid(inner, order, &paid).await
+        }
+        PaymentState::Closed => close_locally(inner, order).await,
+        PaymentState::Failed(reason) => {
+            let transition = Transition::Failed {
+                reason: format!("the upstream reports the payment failed: {reason}"),
+            };
+            match inner
+                .store
+                .transition(&order.out_trade_no, OrderStatus::Pending, transition)
+                .await
+            {
+                Ok(_) => Outcome::PaymentFailed,
+                Err(error) => {
+                    tracing::warn!(%error, out_trade_no = %order.out_trade_no, "marking a failed payment failed");
+                    Outcome::Failed
+                }
+            }
+        }
+        PaymentState::NotPaid if expired(order, now) => match inner.provider.close(order).await {
+            Ok(()) => close_locally(inner, order).await,
+            Err(error) => {
+                tracing::warn!(%error, out_trade_no = %order.out_trade_no, "closing an expired order failed");
+                Outcome::Failed
+            }
+        },
+        PaymentState::NotPaid => Outcome::Waiting,
+        PaymentState::Other(state) => {
+            tracing::info!(out_trade_no = %order.out_trade_no, %state, "upstream state not acted on; the order keeps waiting");
+            Outcome::Waiting
+        }
+    }
+}
+
+/// Applies a payment exactly as a notification would.
+async fn mark_paid(
+    inner: &Inner,
+    order: &Order,
+    upstream: &crate::provider::PaymentReport,
+) -> Outcome {
+    let response = notify::apply_report(inner, order, upstream, None).await;
+    // A success reply also covers a report that was recorded as a mismatch and left the order
+    // unpaid: count what the store now says.
+    let paid = response.status().is_success()
+        && matches!(
+            inner.store.get(&order.out_trade_no).await,
+            Ok(Some(current)) if matches!(current.status, OrderStatus::Paid | OrderStatus::Refunded)
+        );
+    if paid { Outcome::Paid } else { Outcome::Failed }
+}
+
+async fn close_locally(inner: &Inner, order: &Order) -> Outcome {
     match inner
         .store
         .transition(
@@ -103,10 +326,10 @@ async fn close_locally(inner: &Inner, order: &crate::order::Order, report: &mut 
         )
         .await
     {
-        Ok(_) => report.closed += 1,
+        Ok(_) => Outcome::Closed,
         Err(error) => {
             tracing::warn!(%error, out_trade_no = %order.out_trade_no, "closing an order locally failed");
-            report.failed += 1;
+            Outcome::Failed
         }
     }
 }

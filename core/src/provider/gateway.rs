@@ -1,9 +1,10 @@
 //! The seed-001 payment gateway as a [`Provider`], over [`GatewayClient`].
 //!
 //! The gateway documents precreate and the callback only, so [`Provider::query`] and
-//! [`Provider::close`] answer a [`ProviderErrorKind::Local`] error (`UNSUPPORTED`): the engine's
-//! status route then answers from the store, and reconciliation counts the order as not settled
-//! this time and leaves it alone; orders settle through the callback, which the gateway repeats.
+//! [`Provider::close`] answer a [`ProviderErrorKind::Local`] error (`UNSUPPORTED`) and
+//! [`Provider::can_query`] is `false`: the engine's status route answers from the store, and
+//! reconciliation never asks, closing an order locally once its prepay expired; orders settle
+//! through the callback, which the gateway repeats (and which still marks a closed order paid).
 
 use std::net::IpAddr;
 
@@ -217,5 +218,9 @@ impl Provider for GatewayProvider {
 
     async fn close(&self, _order: &Order) -> Result<(), ProviderError> {
         Err(unsupported("close"))
+    }
+
+    fn can_query(&self) -> bool {
+        false
     }
 }

@@ -381,6 +381,13 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// Closes the unpaid upstream order.
     async fn close(&self, order: &Order) -> Result<(), ProviderError>;
 
+    /// Whether [`Provider::query`] (and [`Provider::close`]) exist upstream. Reconciliation
+    /// never asks an upstream without them, and closes its orders locally once their prepay
+    /// expired (the seed-001 gateway and weidoufu document no query).
+    fn can_query(&self) -> bool {
+        true
+    }
+
     /// Whether this upstream can refund ([`Provider::refund`] is implemented). The engine
     /// refuses refunds up front, before reserving anything, when it cannot.
     fn refunds_supported(&self) -> bool {

@@ -12,9 +12,10 @@
 //!   wallet's own number (`trade_no`: WeChat's transaction id or Alipay's trade number) stays in
 //!   the notification's details.
 //! - weidoufu documents the payment and its callback only, so [`Provider::query`] and
-//!   [`Provider::close`] answer a [`ProviderErrorKind::Local`] error (`UNSUPPORTED`), as for the
-//!   seed-001 gateway: orders settle through the callback, which weidoufu repeats until it is
-//!   acknowledged.
+//!   [`Provider::close`] answer a [`ProviderErrorKind::Local`] error (`UNSUPPORTED`) and
+//!   [`Provider::can_query`] is `false`, as for the seed-001 gateway: orders settle through the
+//!   callback, which weidoufu repeats until it is acknowledged; reconciliation closes them
+//!   locally once their prepay expired.
 //! - **Refunds** (`POST /pay/refund`, fields from the one public client that refunds, see
 //!   [`crate::weidoufu::client::REFUND_PATH`]): `code: 1` is read as a finished refund
 //!   (`SUCCESS`), since weidoufu has neither a refund query nor a refund callback that could
@@ -266,6 +267,10 @@ impl Provider for WeidoufuProvider {
 
     async fn close(&self, _order: &Order) -> Result<(), ProviderError> {
         Err(unsupported("close"))
+    }
+
+    fn can_query(&self) -> bool {
+        false
     }
 
     fn refunds_supported(&self) -> bool {

@@ -188,6 +188,10 @@ impl Provider for CountingProvider {
         self.inner.close(order).await
     }
 
+    fn can_query(&self) -> bool {
+        self.inner.can_query()
+    }
+
     fn refunds_supported(&self) -> bool {
         self.inner.refunds_supported()
     }

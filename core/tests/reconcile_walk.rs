@@ -1,0 +1,217 @@
+//! Reconciliation reaches every pending order, however many wait: the starvation that the
+//! 100-oldest-orders pass had (100 orders the upstream reports PAYERROR hid a paid order whose
+//! notification was lost), on SQLite and PostgreSQL; a budget smaller than the backlog; and
+//! the back-off of orders that stay open upstream.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Harness, OPENID, WAIT, precreate_on};
+use wxpay_core::engine::Engine;
+use wxpay_core::fields::OutTradeNo;
+use wxpay_core::order::OrderStatus;
+use wxpay_core::store::OrderStore;
+use wxpay_sandbox::SimulatedOutcome;
+
+/// A run-unique prefix of order numbers (the PostgreSQL database may be reused).
+fn run_prefix() -> String {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    format!("W{}", nanos % 10_000_000_000)
+}
+
+/// An engine over `store` whose upstream is the harness's sandbox; notifications never arrive.
+fn engine_over(h: &Harness, store: Arc<dyn OrderStore>) -> Engine {
+    Engine::builder(h.provider.clone(), store)
+        .reconcile(Duration::ZERO, Duration::from_secs(3600))
+        .query_upstream_on_status(false)
+        .build()
+        .unwrap()
+}
+
+/// `count` orders the payer failed to pay (`PAYERROR` upstream), then one paid order whose
+/// notification was lost; one pass must find the paid one and mark the failed ones FAILED.
+async fn starvation(store: Arc<dyn OrderStore>, count: usize) {
+    let h = Harness::builder().unreachable_notify().start().await;
+    let engine = engine_over(&h, store.clone());
+    let prefix = run_prefix();
+    for i in 0..count {
+        let reply = precreate_on(
+            &engine,
+            &json!({"openid": OPENID, "amount": 100, "out_trade_no": format!("{prefix}F{i:04}")}),
+        )
+        .await;
+        h.sandbox
+            .pay(reply.pay_request(SimulatedOutcome::PayError))
+            .await
+            .unwrap();
+    }
+    let paid_no = format!("{prefix}PAID");
+    let reply = precreate_on(
+        &engine,
+        &json!({"openid": OPENID, "amount": 100, "out_trade_no": paid_no}),
+    )
+    .await;
+    let outcome = h
+        .sandbox
+        .pay(reply.pay_request(SimulatedOutcome::Success))
+        .await
+        .unwrap();
+    h.sandbox
+        .wait_for_attempts(&paid_no, 1, WAIT)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let report = engine.reconcile().await;
+    let paid = store
+        .get(&OutTradeNo::try_from(paid_no.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(paid.status, OrderStatus::Paid, "{report:?}");
+    assert_eq!(paid.transaction_id, outcome.transaction_id);
+    assert_eq!(report.paid, 1, "{report:?}");
+    assert_eq!(report.payment_failed, count, "{report:?}");
+    assert!(!report.budget_exhausted, "{report:?}");
+    let failed = store
+        .get(&OutTradeNo::try_from(format!("{prefix}F0000").as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, OrderStatus::Failed);
+    assert!(
+        failed
+            .failure_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("failed")),
+        "{failed:?}"
+    );
+    // Nothing is left to ask about.
+    let again = engine.reconcile().await;
+    assert_eq!((again.checked, again.paid), (0, 0), "{again:?}");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_failed_payments_do_not_hide_a_paid_order_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("wxpay-starvation-{}", run_prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("orders.db").display());
+    let store = wxpay_core::store::SqlxStore::connect(&url).await.unwrap();
+    starvation(Arc::new(store), 100).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On a database of its own (the shared test database holds other tests' pending orders,
+/// which the walk would ask about too).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_failed_payments_do_not_hide_a_paid_order_on_postgres() {
+    let Ok(url) = std::env::var("WXPAY_TEST_POSTGRES_URL") else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|ci| ci == "true"),
+            "WXPAY_TEST_POSTGRES_URL is required under CI=true"
+        );
+        eprintln!("skipped: set WXPAY_TEST_POSTGRES_URL to run on PostgreSQL");
+        return;
+    };
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let database = format!("wxpay_starvation_{}", run_prefix().to_lowercase());
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let own_url = match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{database}"),
+        None => unreachable!("a PostgreSQL URL names its database"),
+    };
+    let store = wxpay_core::store::SqlxStore::connect(&own_url)
+        .await
+        .unwrap();
+    starvation(Arc::new(store.clone()), 100).await;
+    store.close().await;
+    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_budget_reaches_every_order_in_turn_and_asks_none_twice() {
+    let h = Harness::builder()
+        .unreachable_notify()
+        .configure(|b| {
+            b.reconcile(Duration::ZERO, Duration::from_secs(3600))
+                .query_upstream_on_status(false)
+                .reconcile_budget(10)
+        })
+        .start()
+        .await;
+    for i in 0..30 {
+        h.precreate_ok(&format!("WAITING{i:04}"), 100).await;
+    }
+    let reply = h.precreate_ok("WAITINGPAID", 100).await;
+    h.pay(&reply).await;
+    h.sandbox
+        .wait_for_attempts("WAITINGPAID", 1, WAIT)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    for pass in 0..3 {
+        let report = h.engine.reconcile().await;
+        assert_eq!(report.checked, 10, "pass {pass}: {report:?}");
+        assert!(report.budget_exhausted, "pass {pass}: {report:?}");
+        assert_eq!(report.paid, 0, "pass {pass}: {report:?}");
+    }
+    // The fourth pass reaches the paid order; the thirty asked already wait out their back-off.
+    let report = h.engine.reconcile().await;
+    assert_eq!((report.checked, report.paid), (1, 1), "{report:?}");
+    assert_eq!(report.deferred, 30, "{report:?}");
+    assert_eq!(h.provider.queries(), 31, "no order was asked twice");
+    assert_eq!(h.store.order("WAITINGPAID").await.status, OrderStatus::Paid);
+    // Until the back-off passes, nothing more is asked.
+    let report = h.engine.reconcile().await;
+    assert_eq!((report.checked, report.deferred), (0, 30), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_open_upstream_is_asked_again_after_a_growing_back_off() {
+    let clock = Arc::new(wxpay_core::clock::ManualClock::at(
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    ));
+    let engine_clock = clock.clone();
+    let h = Harness::builder()
+        .configure(move |b| {
+            b.clock(engine_clock)
+                .reconcile(Duration::ZERO, Duration::from_secs(3600))
+                .query_upstream_on_status(false)
+                .reconcile_backoff([Duration::from_secs(60), Duration::from_secs(300)])
+        })
+        .start()
+        .await;
+    h.precreate_ok("BACKOFF0001", 100).await;
+    clock.advance(1);
+    assert_eq!(h.engine.reconcile().await.checked, 1);
+    // 1 min after the first answer, not before.
+    clock.advance(59);
+    assert_eq!(h.engine.reconcile().await.checked, 0);
+    clock.advance(1);
+    assert_eq!(h.engine.reconcile().await.checked, 1);
+    // Then 5 min, and 5 min again (the last step repeats).
+    clock.advance(299);
+    assert_eq!(h.engine.reconcile().await.checked, 0);
+    clock.advance(1);
+    assert_eq!(h.engine.reconcile().await.checked, 1);
+    clock.advance(300);
+    assert_eq!(h.engine.reconcile().await.checked, 1);
+    assert_eq!(h.provider.queries(), 4);
+    assert_eq!(
+        h.store.order("BACKOFF0001").await.status,
+        OrderStatus::Pending
+    );
+}
