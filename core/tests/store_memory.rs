@@ -3,15 +3,21 @@
 
 use std::sync::Arc;
 
-use wxpay_core::store::testing::OpenStore;
+use wxpay_core::store::testing::{OpenStore, WithClock};
 use wxpay_core::store::{MemoryStore, OrderStore};
 
 /// Every call opens the same store: clones share their data.
 fn opener() -> Option<impl OpenStore> {
     let store = MemoryStore::new();
-    Some(move || {
-        let store = store.clone();
-        async move { Arc::new(store) as Arc<dyn OrderStore> }
+    Some(WithClock {
+        open: move || {
+            let store = store.clone();
+            async move { Arc::new(store) as Arc<dyn OrderStore> }
+        },
+        // A store of its own: the retention case needs only its own rows.
+        open_with_clock: |clock: Arc<dyn wxpay_core::clock::Clock>| async move {
+            Arc::new(MemoryStore::with_clock(clock)) as Arc<dyn OrderStore>
+        },
     })
 }
 
@@ -21,7 +27,7 @@ wxpay_core::store_conformance_tests!(opener());
 async fn run_all_runs_every_case() {
     let open = opener().expect("memory store");
     wxpay_core::store::testing::run_all(&open).await;
-    assert_eq!(wxpay_core::store::testing::CASES.len(), 26);
+    assert_eq!(wxpay_core::store::testing::CASES.len(), 27);
 }
 
 /// The suite has teeth: a store that checks the status and then writes without holding a lock
@@ -89,6 +95,12 @@ mod racy {
         }
         async fn mark_delivered(&self, id: &str) -> Result<(), StoreError> {
             self.0.mark_delivered(id).await
+        }
+        async fn prune(
+            &self,
+            before: &wxpay_core::store::PruneBefore,
+        ) -> Result<wxpay_core::store::PruneReport, StoreError> {
+            self.0.prune(before).await
         }
         async fn list_stale_after(
             &self,

@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use wxpay_core::store::testing::OpenStore;
+use wxpay_core::clock::Clock;
+use wxpay_core::store::testing::{OpenStore, WithClock};
 use wxpay_core::store::{OrderStore, SqlxStore, SqlxStoreOptions};
 
 const URL_VAR: &str = "WXPAY_TEST_MYSQL_URL";
@@ -28,18 +29,27 @@ fn database_url() -> Option<String> {
     }
 }
 
+/// A store on the test database (small pools: every test has its own, and tests run in
+/// parallel against one server).
+async fn connect(url: String) -> SqlxStore {
+    let options = SqlxStoreOptions::default().max_connections(4);
+    SqlxStore::connect_with(&url, options)
+        .await
+        .unwrap_or_else(|err| panic!("connect to {URL_VAR}: {err}"))
+}
+
 fn opener() -> Option<impl OpenStore> {
     let url = database_url()?;
-    Some(move || {
-        let url = url.clone();
-        async move {
-            // Small pools: every test has its own, and tests run in parallel against one server.
-            let options = SqlxStoreOptions::default().max_connections(4);
-            let store = SqlxStore::connect_with(&url, options)
-                .await
-                .unwrap_or_else(|err| panic!("connect to {URL_VAR}: {err}"));
-            Arc::new(store) as Arc<dyn OrderStore>
-        }
+    let url_for_clock = url.clone();
+    Some(WithClock {
+        open: move || {
+            let url = url.clone();
+            async move { Arc::new(connect(url).await) as Arc<dyn OrderStore> }
+        },
+        open_with_clock: move |clock: Arc<dyn Clock>| {
+            let url = url_for_clock.clone();
+            async move { Arc::new(connect(url).await.with_clock(clock)) as Arc<dyn OrderStore> }
+        },
     })
 }
 

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use wxpay_core::store::testing::OpenStore;
+use wxpay_core::clock::Clock;
+use wxpay_core::store::testing::{OpenStore, WithClock};
 use wxpay_core::store::{OrderStore, SqlxStore, StoreError};
 
 /// One database file for this test process, created by the first connect. Every test opens it
@@ -21,12 +22,18 @@ fn database_url() -> &'static str {
     })
 }
 
+async fn connect() -> SqlxStore {
+    SqlxStore::connect(database_url())
+        .await
+        .expect("open the SQLite store")
+}
+
 fn opener() -> Option<impl OpenStore> {
-    Some(|| async {
-        let store = SqlxStore::connect(database_url())
-            .await
-            .expect("open the SQLite store");
-        Arc::new(store) as Arc<dyn OrderStore>
+    Some(WithClock {
+        open: || async { Arc::new(connect().await) as Arc<dyn OrderStore> },
+        open_with_clock: |clock: Arc<dyn Clock>| async move {
+            Arc::new(connect().await.with_clock(clock)) as Arc<dyn OrderStore>
+        },
     })
 }
 

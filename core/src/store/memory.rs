@@ -1,6 +1,6 @@
 //! The in-process store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, OrderStore, PaidEvent, RefundEvent,
-    RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, OrderStore, PaidEvent, PruneBefore,
+    PruneReport, RefundEvent, RefundReservation, RefundUpdateOutcome, StoreError,
+    TransitionOutcome,
 };
 use crate::clock::Clock;
 use crate::fields::{OutRefundNo, OutTradeNo};
@@ -28,7 +29,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct State {
     orders: HashMap<OutTradeNo, Order>,
-    inbox: HashSet<String>,
+    /// Notification ids, with when each was first received.
+    inbox: HashMap<String, OffsetDateTime>,
     outbox: Vec<Event>,
     mismatches: Vec<Mismatch>,
     /// Refunds in the order they were reserved.
@@ -129,7 +131,7 @@ impl OrderStore for MemoryStore {
             }
         };
         if let Some(id) = notification_id {
-            state.inbox.insert(id.to_owned());
+            state.inbox.entry(id.to_owned()).or_insert(now);
         }
         Ok(outcome)
     }
@@ -139,15 +141,18 @@ impl OrderStore for MemoryStore {
         event_id: &str,
         _out_trade_no: Option<&OutTradeNo>,
     ) -> Result<InboxOutcome, StoreError> {
-        Ok(if self.lock().inbox.insert(event_id.to_owned()) {
-            InboxOutcome::New
-        } else {
+        let now = self.now();
+        let mut state = self.lock();
+        Ok(if state.inbox.contains_key(event_id) {
             InboxOutcome::Duplicate
+        } else {
+            state.inbox.insert(event_id.to_owned(), now);
+            InboxOutcome::New
         })
     }
 
     async fn has_notification(&self, event_id: &str) -> Result<bool, StoreError> {
-        Ok(self.lock().inbox.contains(event_id))
+        Ok(self.lock().inbox.contains_key(event_id))
     }
 
     async fn undelivered_events(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
@@ -214,6 +219,28 @@ impl OrderStore for MemoryStore {
         found.sort_by(|a, b| (a.updated_at, &a.out_trade_no).cmp(&(b.updated_at, &b.out_trade_no)));
         found.truncate(limit);
         Ok(found)
+    }
+
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport, StoreError> {
+        let mut state = self.lock();
+        let count = |before: usize, after: usize| u64::try_from(before - after).unwrap_or(u64::MAX);
+        let inbox = state.inbox.len();
+        state.inbox.retain(|_, received| *received >= before.inbox);
+        let outbox = state.outbox.len();
+        state.outbox.retain(|event| {
+            event
+                .delivered_at()
+                .is_none_or(|delivered| delivered >= before.delivered_events)
+        });
+        let mismatches = state.mismatches.len();
+        state
+            .mismatches
+            .retain(|mismatch| mismatch.recorded_at >= before.mismatches);
+        Ok(PruneReport {
+            inbox: count(inbox, state.inbox.len()),
+            delivered_events: count(outbox, state.outbox.len()),
+            mismatches: count(mismatches, state.mismatches.len()),
+        })
     }
 
     async fn record_mismatch(
@@ -312,7 +339,7 @@ impl OrderStore for MemoryStore {
             }
         };
         if let Some(id) = notification_id {
-            state.inbox.insert(id.to_owned());
+            state.inbox.entry(id.to_owned()).or_insert(now);
         }
         Ok(outcome)
     }

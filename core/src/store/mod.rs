@@ -270,6 +270,28 @@ pub enum InboxOutcome {
     Duplicate,
 }
 
+/// The cut-off times of [`OrderStore::prune`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneBefore {
+    /// Inbox entries received before this are deleted.
+    pub inbox: OffsetDateTime,
+    /// Outbox events delivered before this are deleted.
+    pub delivered_events: OffsetDateTime,
+    /// Mismatches recorded before this are deleted.
+    pub mismatches: OffsetDateTime,
+}
+
+/// What [`OrderStore::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Inbox entries.
+    pub inbox: u64,
+    /// Delivered outbox events.
+    pub delivered_events: u64,
+    /// Mismatches.
+    pub mismatches: u64,
+}
+
 /// A position in the walk of [`OrderStore::list_stale_after`]: the `(updated_at,
 /// out_trade_no)` of the last order seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -431,6 +453,13 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
         after: Option<&OrderCursor>,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError>;
+
+    /// Deletes the bookkeeping rows older than `before`: inbox entries received before
+    /// `before.inbox`, outbox events delivered before `before.delivered_events` (undelivered
+    /// ones are never deleted), mismatches recorded before `before.mismatches`. Orders and
+    /// refunds are never deleted. A pruned inbox entry only means a very late repeat of that
+    /// notification is processed again, which its transition answers as already applied.
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport, StoreError>;
 
     /// Records a disagreement between what an upstream reported and the stored order. Does not
     /// change the order.

@@ -39,9 +39,10 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, OrderCursor, OrderStore, PaidEvent, RefundEvent,
-    RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, OrderCursor, OrderStore, PaidEvent, PruneBefore,
+    RefundEvent, RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
+use crate::clock::{Clock, ManualClock};
 use crate::fields::{
     Amount, Attach, Currency, Description, OpenId, OutRefundNo, OutTradeNo, RefundReason,
 };
@@ -54,6 +55,47 @@ use crate::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 pub trait OpenStore: Send + Sync {
     /// Opens (or reopens) the store.
     fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn OrderStore>> + Send + '_>>;
+
+    /// Opens the same data stamping times from `clock`, for the retention case, which needs
+    /// rows from the past so that pruning them cannot touch other tests' rows in a shared
+    /// database. `None` (the default, and what a plain closure gives) when the store cannot:
+    /// the case then checks only that pruning keeps recent rows. See [`WithClock`].
+    fn open_with_clock(
+        &self,
+        clock: Arc<dyn Clock>,
+    ) -> Pin<Box<dyn Future<Output = Option<Arc<dyn OrderStore>>> + Send + '_>> {
+        let _ = clock;
+        Box::pin(std::future::ready(None))
+    }
+}
+
+/// An [`OpenStore`] from two functions: one that opens the store, one that opens it on a given
+/// clock ([`OpenStore::open_with_clock`]).
+pub struct WithClock<F, G> {
+    /// Opens the store.
+    pub open: F,
+    /// Opens the store stamping times from the clock.
+    pub open_with_clock: G,
+}
+
+impl<F, Fut, G, GFut> OpenStore for WithClock<F, G>
+where
+    F: Fn() -> Fut + Send + Sync,
+    Fut: Future<Output = Arc<dyn OrderStore>> + Send + 'static,
+    G: Fn(Arc<dyn Clock>) -> GFut + Send + Sync,
+    GFut: Future<Output = Arc<dyn OrderStore>> + Send + 'static,
+{
+    fn open(&self) -> Pin<Box<dyn Future<Output = Arc<dyn OrderStore>> + Send + '_>> {
+        Box::pin((self.open)())
+    }
+
+    fn open_with_clock(
+        &self,
+        clock: Arc<dyn Clock>,
+    ) -> Pin<Box<dyn Future<Output = Option<Arc<dyn OrderStore>>> + Send + '_>> {
+        let opening = (self.open_with_clock)(clock);
+        Box::pin(async move { Some(opening.await) })
+    }
 }
 
 impl<F, Fut> OpenStore for F
@@ -85,6 +127,7 @@ pub const CASES: &[&str] = &[
     "outbox_delivery",
     "list_stale_orders",
     "stale_order_pages_visit_each_order_once",
+    "pruning_deletes_old_bookkeeping_only",
     "mismatches_are_recorded",
     "data_survives_reopening",
     "refund_lifecycle",
@@ -115,6 +158,7 @@ pub async fn run_all(open: &dyn OpenStore) {
     outbox_delivery(open).await;
     list_stale_orders(open).await;
     stale_order_pages_visit_each_order_once(open).await;
+    pruning_deletes_old_bookkeeping_only(open).await;
     mismatches_are_recorded(open).await;
     data_survives_reopening(open).await;
     refund_lifecycle(open).await;
@@ -150,6 +194,7 @@ macro_rules! store_conformance_tests {
             outbox_delivery,
             list_stale_orders,
             stale_order_pages_visit_each_order_once,
+            pruning_deletes_old_bookkeeping_only,
             mismatches_are_recorded,
             data_survives_reopening,
             refund_lifecycle,
@@ -1106,6 +1151,103 @@ pub async fn stale_order_pages_visit_each_order_once(open: &dyn OpenStore) {
         .await
         .unwrap();
     assert!(rest.iter().all(|o| !ours.contains(&o.out_trade_no)));
+    // Leave no order PENDING (the suite's promise to shared databases).
+    for no in &ours {
+        apply(&*store, no, OrderStatus::Pending, Transition::Closed).await;
+    }
+}
+
+/// `prune` deletes inbox entries, delivered events and mismatches older than its cut-offs,
+/// and nothing else: not undelivered events, not orders, not refunds, not recent rows.
+pub async fn pruning_deletes_old_bookkeeping_only(open: &dyn OpenStore) {
+    let store = open.open().await;
+    // Recent rows survive a prune whose cut-offs are in the past.
+    let recent = pending(&*store).await;
+    let recent_id = unique("inbox");
+    store
+        .record_notification(&recent_id, Some(&recent.out_trade_no))
+        .await
+        .unwrap();
+    store
+        .record_mismatch(&recent.out_trade_no, "recent")
+        .await
+        .unwrap();
+    let an_hour_ago = OffsetDateTime::now_utc() - Duration::hours(1);
+    store
+        .prune(&PruneBefore {
+            inbox: an_hour_ago,
+            delivered_events: an_hour_ago,
+            mismatches: an_hour_ago,
+        })
+        .await
+        .unwrap();
+    assert!(store.has_notification(&recent_id).await.unwrap());
+    assert_eq!(
+        store.mismatches(&recent.out_trade_no).await.unwrap().len(),
+        1
+    );
+    apply(
+        &*store,
+        &recent.out_trade_no,
+        OrderStatus::Pending,
+        Transition::Closed,
+    )
+    .await;
+
+    // Rows stamped in 2001 are older than a 2002 cut-off, which no other test's rows are.
+    let clock = Arc::new(ManualClock::at(978_307_200)); // 2001-01-01
+    let Some(past) = open.open_with_clock(clock.clone()).await else {
+        return;
+    };
+    let order = pending(&*past).await;
+    let no = order.out_trade_no.clone();
+    let old_id = unique("inbox");
+    past.record_notification(&old_id, Some(&no)).await.unwrap();
+    past.record_mismatch(&no, "old").await.unwrap();
+    let paid_order = apply(&*past, &no, OrderStatus::Pending, paid(&unique("tx"))).await;
+    let events = past.events_for_order(&no).await.unwrap();
+    assert_eq!(events.len(), 1);
+    past.mark_delivered(events[0].event_id()).await.unwrap();
+    // A second order whose paid event stays undelivered.
+    let undelivered = pending(&*past).await;
+    apply(
+        &*past,
+        &undelivered.out_trade_no,
+        OrderStatus::Pending,
+        paid(&unique("tx")),
+    )
+    .await;
+    let cut = OffsetDateTime::from_unix_timestamp(1_009_843_200).unwrap(); // 2002-01-01
+    let report = past
+        .prune(&PruneBefore {
+            inbox: cut,
+            delivered_events: cut,
+            mismatches: cut,
+        })
+        .await
+        .unwrap();
+    assert!(report.inbox >= 1, "{report:?}");
+    assert!(report.delivered_events >= 1, "{report:?}");
+    assert!(report.mismatches >= 1, "{report:?}");
+    assert!(!past.has_notification(&old_id).await.unwrap());
+    assert!(past.mismatches(&no).await.unwrap().is_empty());
+    assert!(past.events_for_order(&no).await.unwrap().is_empty());
+    assert_eq!(
+        past.events_for_order(&undelivered.out_trade_no)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "an undelivered event is never pruned"
+    );
+    assert_eq!(
+        past.get(&no).await.unwrap().unwrap(),
+        paid_order,
+        "orders stay"
+    );
+    deliver_all(&*past, &undelivered.out_trade_no).await;
+    // And the recent rows are still there.
+    assert!(store.has_notification(&recent_id).await.unwrap());
 }
 
 /// Mismatches are recorded per order, oldest first, and change nothing.

@@ -26,7 +26,8 @@ use wxpay_core::provider::{
 use wxpay_core::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 use wxpay_core::store::{
     Event, InboxOutcome, InsertOutcome, MemoryStore, Mismatch, OrderCursor, OrderStore, PaidEvent,
-    RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
+    PruneBefore, PruneReport, RefundReservation, RefundUpdateOutcome, StoreError,
+    TransitionOutcome,
 };
 use wxpay_core::v3::{
     ApiV3Key, MerchantCredentials, MerchantPrivateKey, PlatformPublicKey, PlatformTrust, V3Client,
@@ -402,6 +403,10 @@ impl OrderStore for FailingStore {
     ) -> Result<Vec<Order>, StoreError> {
         self.check(Op::ListStale)?;
         self.inner.list_stale(status, updated_before, limit).await
+    }
+
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport, StoreError> {
+        self.inner.prune(before).await
     }
 
     async fn list_stale_after(

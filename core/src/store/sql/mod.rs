@@ -29,8 +29,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, OrderStore, RefundReservation,
-    RefundUpdateOutcome, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, OrderStore, PruneBefore,
+    PruneReport, RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use crate::clock::Clock;
 use crate::fields::{OutRefundNo, OutTradeNo};
@@ -137,6 +137,11 @@ const MIGRATIONS_SQLITE: &[EmbeddedMigration] = &[
         "wxpay refunds",
         include_str!("../../../migrations/sqlite/900002_wxpay_refunds.sql"),
     ),
+    (
+        900003,
+        "wxpay retention",
+        include_str!("../../../migrations/sqlite/900003_wxpay_retention.sql"),
+    ),
 ];
 
 #[cfg(feature = "postgres")]
@@ -151,6 +156,11 @@ const MIGRATIONS_POSTGRES: &[EmbeddedMigration] = &[
         "wxpay refunds",
         include_str!("../../../migrations/postgres/900002_wxpay_refunds.sql"),
     ),
+    (
+        900003,
+        "wxpay retention",
+        include_str!("../../../migrations/postgres/900003_wxpay_retention.sql"),
+    ),
 ];
 
 #[cfg(feature = "mysql")]
@@ -164,6 +174,11 @@ const MIGRATIONS_MYSQL: &[EmbeddedMigration] = &[
         900002,
         "wxpay refunds",
         include_str!("../../../migrations/mysql/900002_wxpay_refunds.sql"),
+    ),
+    (
+        900003,
+        "wxpay retention",
+        include_str!("../../../migrations/mysql/900003_wxpay_retention.sql"),
     ),
 ];
 
@@ -621,6 +636,10 @@ impl OrderStore for SqlxStore {
         limit: u32,
     ) -> Result<Vec<Order>, StoreError> {
         dispatch!(self.list_stale_after(status, updated_before, after, limit))
+    }
+
+    async fn prune(&self, before: &PruneBefore) -> Result<PruneReport, StoreError> {
+        dispatch!(self.prune(before))
     }
 
     async fn record_mismatch(

@@ -17,7 +17,8 @@ use crate::refund::{
     MAX_REFUNDS_PER_ORDER, NewRefund, Refund, RefundDecision, RefundStatus, RefundUpdate,
 };
 use crate::store::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, PaidEvent, RefundEvent, RefundReservation,
+    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, PaidEvent, PruneBefore, PruneReport,
+    RefundEvent, RefundReservation,
     RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 
@@ -517,6 +518,50 @@ pub(super) async fn list_stale_after(
             .await
             .map_err(backend)?;
         rows.iter().map(|row| Ok(order_of(row)?.0)).collect()
+    })
+    .await
+}
+
+pub(super) async fn prune(pool: &Pool, before: &PruneBefore) -> Result<PruneReport, StoreError> {
+    Ok(PruneReport {
+        inbox: delete_before(
+            pool,
+            "DELETE FROM wxpay_inbox WHERE received_at < ?",
+            before.inbox,
+        )
+        .await?,
+        delivered_events: delete_before(
+            pool,
+            "DELETE FROM wxpay_outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+            before.delivered_events,
+        )
+        .await?,
+        mismatches: delete_before(
+            pool,
+            "DELETE FROM wxpay_mismatches WHERE recorded_at < ?",
+            before.mismatches,
+        )
+        .await?,
+    })
+}
+
+/// Runs `query`, whose one parameter is a time in milliseconds, with `before`.
+async fn delete_before(
+    pool: &Pool,
+    query: &str,
+    before: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let query = &sql(query);
+    // Times are stored in whole milliseconds; a cut at 10.0005 deletes 10.000, which is before.
+    let before = crate::order::to_millis(before)
+        + i64::from(crate::order::truncate_to_millis(before) != before);
+    retry(|| async move {
+        let done = sqlx::query(query)
+            .bind(before)
+            .execute(pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
     })
     .await
 }
