@@ -49,6 +49,9 @@ use crate::fields::{
 use crate::order::{NewOrder, Order, OrderStatus, Transition, truncate_to_millis};
 use crate::refund::{NewRefund, Refund, RefundStatus, RefundUpdate};
 
+/// The future of [`OpenStore::open_with_clock`].
+pub type MaybeOpening<'a> = Pin<Box<dyn Future<Output = Option<Arc<dyn OrderStore>>> + Send + 'a>>;
+
 /// Opens the store under test. Every call must open the same underlying data.
 ///
 /// Implemented for every `Fn() -> impl Future<Output = Arc<dyn OrderStore>>`.
@@ -60,10 +63,7 @@ pub trait OpenStore: Send + Sync {
     /// rows from the past so that pruning them cannot touch other tests' rows in a shared
     /// database. `None` (the default, and what a plain closure gives) when the store cannot:
     /// the case then checks only that pruning keeps recent rows. See [`WithClock`].
-    fn open_with_clock(
-        &self,
-        clock: Arc<dyn Clock>,
-    ) -> Pin<Box<dyn Future<Output = Option<Arc<dyn OrderStore>>> + Send + '_>> {
+    fn open_with_clock(&self, clock: Arc<dyn Clock>) -> MaybeOpening<'_> {
         let _ = clock;
         Box::pin(std::future::ready(None))
     }
@@ -89,10 +89,7 @@ where
         Box::pin((self.open)())
     }
 
-    fn open_with_clock(
-        &self,
-        clock: Arc<dyn Clock>,
-    ) -> Pin<Box<dyn Future<Output = Option<Arc<dyn OrderStore>>> + Send + '_>> {
+    fn open_with_clock(&self, clock: Arc<dyn Clock>) -> MaybeOpening<'_> {
         let opening = (self.open_with_clock)(clock);
         Box::pin(async move { Some(opening.await) })
     }
