@@ -1,7 +1,7 @@
 //! Reconciliation reaches every pending order, however many wait: the starvation that the
 //! 100-oldest-orders pass had (100 orders the upstream reports PAYERROR hid a paid order whose
 //! notification was lost), on SQLite and PostgreSQL; a budget smaller than the backlog; and
-//! the back-off of orders that stay open upstream.
+//! the back-off of orders that stay open upstream; and pruning past the retention.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -213,5 +213,41 @@ async fn an_order_open_upstream_is_asked_again_after_a_growing_back_off() {
     assert_eq!(
         h.store.order("BACKOFF0001").await.status,
         OrderStatus::Pending
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_prunes_past_the_retention_at_most_hourly() {
+    let clock = Arc::new(wxpay_core::clock::ManualClock::at(
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    ));
+    let engine_clock = clock.clone();
+    let h = Harness::builder()
+        .configure(move |b| b.clock(engine_clock))
+        .start()
+        .await;
+    h.paid_order("PRUNE000001", 100).await;
+    let no = OutTradeNo::try_from("PRUNE000001").unwrap();
+    assert_eq!(h.store.events("PRUNE000001").await.len(), 1);
+
+    // Within the retention: nothing goes.
+    let report = h.engine.reconcile().await;
+    assert_eq!(report.pruned, wxpay_core::store::PruneReport::default());
+
+    // 31 days on, past the inbox's 30: its entries go, the undelivered event and the order stay.
+    clock.advance(31 * 24 * 3600);
+    let report = h.engine.reconcile().await;
+    assert!(report.pruned.inbox >= 1, "{report:?}");
+    assert_eq!(report.pruned.delivered_events, 0, "{report:?}");
+    assert_eq!(h.store.events("PRUNE000001").await.len(), 1);
+    assert_eq!(
+        h.store.get(&no).await.unwrap().unwrap().status,
+        OrderStatus::Paid
+    );
+    // The next pass within the hour does not prune again.
+    clock.advance(60);
+    assert_eq!(
+        h.engine.reconcile().await.pruned,
+        wxpay_core::store::PruneReport::default()
     );
 }

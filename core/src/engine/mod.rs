@@ -49,7 +49,9 @@ pub use openid::{
     SESSION_BODY_LIMIT, STATE_COOKIE, STATE_TTL, TOKEN_BODY_FIELD, TOKEN_COOKIE, TOKEN_HEADER,
     UnknownOpenidMode,
 };
-pub use reconcile::{DEFAULT_RECONCILE_BACKOFF, DEFAULT_RECONCILE_BUDGET, ReconcileReport};
+pub use reconcile::{
+    DEFAULT_RECONCILE_BACKOFF, DEFAULT_RECONCILE_BUDGET, PRUNE_EVERY, ReconcileReport, Retention,
+};
 pub use refund::{RefundError, RefundOutcome, RefundReconcileReport, RefundRequest};
 pub use reply::ErrorBody;
 
@@ -193,6 +195,8 @@ pub(crate) struct Settings {
     pub(crate) reconcile_budget: u32,
     /// The waits between queries of an order that stays open upstream; the last repeats.
     pub(crate) reconcile_backoff: Vec<Duration>,
+    /// How long bookkeeping rows are kept.
+    pub(crate) retention: Retention,
     pub(crate) dispatch_every: Duration,
 }
 
@@ -317,6 +321,15 @@ impl EngineBuilder {
         self
     }
 
+    /// How long inbox entries, delivered events and mismatches are kept (default 30, 30 and
+    /// 90 days); reconciliation deletes older ones at most hourly. Orders and refunds are kept
+    /// for ever.
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.settings.retention = retention;
+        self
+    }
+
     /// How often the background dispatcher looks for undelivered paid events (default 5 s;
     /// a payment wakes it at once).
     #[must_use]
@@ -371,6 +384,7 @@ impl EngineBuilder {
                 paid_signal: tokio::sync::Notify::new(),
                 status_queries: status::QueryThrottle::default(),
                 reconcile_walk: reconcile::Walk::default(),
+                last_prune: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -399,6 +413,8 @@ pub(crate) struct Inner {
     pub(crate) status_queries: status::QueryThrottle,
     /// Where reconciliation stopped, and when it may ask about each waiting order again.
     pub(crate) reconcile_walk: reconcile::Walk,
+    /// When this engine last pruned.
+    pub(crate) last_prune: std::sync::Mutex<Option<time::OffsetDateTime>>,
 }
 
 impl fmt::Debug for Engine {
@@ -433,6 +449,7 @@ impl Engine {
                 reconcile_every: Duration::from_secs(60),
                 reconcile_budget: reconcile::DEFAULT_RECONCILE_BUDGET,
                 reconcile_backoff: reconcile::DEFAULT_RECONCILE_BACKOFF.to_vec(),
+                retention: Retention::default(),
                 dispatch_every: Duration::from_secs(5),
             },
         }
@@ -652,10 +669,12 @@ impl Engine {
     /// Queries `PENDING` orders older than the reconcile age, applies payments the upstream
     /// reports, and closes those whose `prepay_id` has expired; then queries `PROCESSING`
     /// refunds older than the reconcile age and records where they stand (a refund the
-    /// upstream never recorded is submitted again under its number).
+    /// upstream never recorded is submitted again under its number); and, at most hourly,
+    /// prunes bookkeeping rows past their [`Retention`].
     pub async fn reconcile(&self) -> ReconcileReport {
         let mut report = reconcile::run(&self.inner).await;
         report.refunds = refund::reconcile(&self.inner).await;
+        report.pruned = reconcile::prune(&self.inner).await;
         report
     }
 

@@ -53,6 +53,75 @@ pub struct ReconcileReport {
     pub budget_exhausted: bool,
     /// What the pass did with `PROCESSING` refunds.
     pub refunds: super::RefundReconcileReport,
+    /// What the pass pruned (at most once per [`PRUNE_EVERY`]; zero otherwise).
+    pub pruned: crate::store::PruneReport,
+}
+
+/// How long bookkeeping rows are kept ([`EngineBuilder::retention`](super::EngineBuilder::retention)).
+/// Orders and refunds are kept for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Inbox entries (the dedupe of notifications; WeChat Pay repeats one for 24 h). Default
+    /// 30 days.
+    pub inbox: Duration,
+    /// Events delivered to the app's hook. Default 30 days.
+    pub delivered_events: Duration,
+    /// Mismatches between an upstream's report and the stored order. Default 90 days.
+    pub mismatches: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 60 * 60;
+        Self {
+            inbox: Duration::from_secs(30 * DAY),
+            delivered_events: Duration::from_secs(30 * DAY),
+            mismatches: Duration::from_secs(90 * DAY),
+        }
+    }
+}
+
+/// Reconciliation prunes at most this often.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Prunes what is older than the retention, unless this engine did within [`PRUNE_EVERY`].
+pub(super) async fn prune(inner: &Inner) -> crate::store::PruneReport {
+    let now = inner.clock.now();
+    {
+        let mut last = inner
+            .last_prune
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let every = time::Duration::try_from(PRUNE_EVERY).unwrap_or(time::Duration::HOUR);
+        if last.is_some_and(|at| now - at < every) {
+            return crate::store::PruneReport::default();
+        }
+        *last = Some(now);
+    }
+    let retention = inner.settings.retention;
+    let ago = |kept: Duration| now - time::Duration::try_from(kept).unwrap_or(time::Duration::MAX);
+    let before = crate::store::PruneBefore {
+        inbox: ago(retention.inbox),
+        delivered_events: ago(retention.delivered_events),
+        mismatches: ago(retention.mismatches),
+    };
+    match inner.store.prune(&before).await {
+        Ok(report) => {
+            if report != crate::store::PruneReport::default() {
+                tracing::info!(
+                    inbox = report.inbox,
+                    delivered_events = report.delivered_events,
+                    mismatches = report.mismatches,
+                    "pruned bookkeeping rows past their retention"
+                );
+            }
+            report
+        }
+        Err(error) => {
+            tracing::warn!(%error, "pruning failed; retried at the next interval");
+            crate::store::PruneReport::default()
+        }
+    }
 }
 
 /// The default per-pass budget of upstream queries.
