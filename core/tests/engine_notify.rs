@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -11,9 +12,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use serde_json::Value;
 use support::{Harness, OPENID, Op, Reply, SeenNotification, WAIT};
+use wxpay_core::engine::{Alert, EventHook, HookError};
 use wxpay_core::fields::{Amount, Currency, Description, OutTradeNo};
 use wxpay_core::order::{NewOrder, OrderStatus, Transition};
-use wxpay_core::provider::Prepay;
+use wxpay_core::provider::{PaymentNotification, PaymentReport, PaymentState, Prepay};
 use wxpay_core::store::{OrderStore, PaidEvent};
 use wxpay_sandbox::{DeliveryKind, NotifyFaults, PayRequest, SimulatedOutcome};
 
@@ -650,4 +652,119 @@ async fn a_payment_reported_after_a_local_close_still_marks_paid() {
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let transaction_id = h.store.order("CLOSEDPAY01").await.transaction_id.unwrap();
     assert_paid_once(&h, "CLOSEDPAY01", &transaction_id).await;
+}
+
+/// Records the alerts the engine raises.
+#[derive(Debug, Default)]
+struct AlertLog(std::sync::Mutex<Vec<Alert>>);
+
+#[async_trait::async_trait]
+impl EventHook for AlertLog {
+    async fn on_event(&self, _event: &wxpay_core::store::Event) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    async fn on_alert(&self, alert: &Alert) {
+        self.0.lock().unwrap().push(alert.clone());
+    }
+}
+
+impl AlertLog {
+    async fn wait_for(&self, wanted: impl Fn(&Alert) -> bool) -> Alert {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(alert) = self.0.lock().unwrap().iter().find(|a| wanted(a)) {
+                return alert.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no such alert in {:?}",
+                self.0.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_relevant_reports_reach_the_hook_as_typed_alerts() {
+    let alerts = Arc::new(AlertLog::default());
+    let hook = alerts.clone();
+    let h = Harness::builder()
+        .configure(move |b| b.event_hook(hook as Arc<dyn EventHook>))
+        .start()
+        .await;
+
+    // A payment for an order this store does not have.
+    let prepay = upstream_only_order(&h, "ALERTSTRNGR", 100).await;
+    let outcome = h.sandbox.pay(pay_request(&prepay)).await.unwrap();
+    let unknown = alerts
+        .wait_for(|a| matches!(a, Alert::UnknownOrder { out_trade_no, .. } if out_trade_no == "ALERTSTRNGR"))
+        .await;
+    assert_eq!(
+        unknown,
+        Alert::UnknownOrder {
+            out_trade_no: "ALERTSTRNGR".to_owned(),
+            paid: true,
+            transaction_id: outcome.transaction_id.clone(),
+        }
+    );
+
+    // A payment whose amount is not the order's.
+    let prepay = upstream_only_order(&h, "ALERTAMOUNT", 100).await;
+    let stored = NewOrder {
+        amount: Amount::from_fen(200).unwrap(),
+        ..stored_like(&h, "ALERTAMOUNT", 100)
+    };
+    pay_mismatched(&h, stored, &prepay).await;
+    let mismatch = alerts
+        .wait_for(
+            |a| matches!(a, Alert::Mismatch { out_trade_no, .. } if out_trade_no == "ALERTAMOUNT"),
+        )
+        .await;
+    assert_eq!(mismatch.out_trade_no(), Some("ALERTAMOUNT"));
+    assert!(mismatch.detail().contains("amount"), "{mismatch:?}");
+
+    // A second payment of a paid order, under another transaction id.
+    h.paid_order("ALERTDOUBLE", 100).await;
+    let order = h.store.order("ALERTDOUBLE").await;
+    let merchant = h.sandbox.merchant();
+    let second = PaymentNotification {
+        event_id: "second-payment-of-ALERTDOUBLE".to_owned(),
+        report: PaymentReport {
+            out_trade_no: "ALERTDOUBLE".to_owned(),
+            state: PaymentState::Paid,
+            transaction_id: Some("4200000000000000000000000002".to_owned()),
+            amount_total: Some(100),
+            currency: Some("CNY".to_owned()),
+            appid: Some(merchant.appid.clone()),
+            mchid: Some(merchant.mchid.clone()),
+            payer: Some(OPENID.to_owned()),
+            paid_at: Some(time::OffsetDateTime::now_utc()),
+        },
+        refund: None,
+        details: Value::Null,
+    };
+    let reply = h.engine.apply_notification(&second).await;
+    assert!(
+        reply.status().is_success(),
+        "acknowledged: {:?}",
+        reply.status()
+    );
+    let double = alerts
+        .wait_for(|a| matches!(a, Alert::DoublePayment { .. }))
+        .await;
+    assert_eq!(
+        double,
+        Alert::DoublePayment {
+            out_trade_no: "ALERTDOUBLE".to_owned(),
+            transaction_id: Some("4200000000000000000000000002".to_owned()),
+        }
+    );
+    // The first payment stands, and the second is on record for the operator.
+    assert_eq!(
+        h.store.order("ALERTDOUBLE").await.transaction_id,
+        order.transaction_id
+    );
+    assert_eq!(h.store.mismatches_of("ALERTDOUBLE").await.len(), 1);
 }

@@ -22,6 +22,14 @@ pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 pub trait EventHook: Send + Sync + fmt::Debug {
     /// Handles one event; an error has it delivered again with backoff.
     async fn on_event(&self, event: &Event) -> Result<(), HookError>;
+
+    /// Something needs an operator (a mismatch, a double payment, an unknown order, an
+    /// abnormal refund): called once per alert, in the background, after the store recorded
+    /// it. The default does nothing (the alert is also logged at `error`, target
+    /// `wxpay::alert`).
+    async fn on_alert(&self, alert: &super::Alert) {
+        let _ = alert;
+    }
 }
 
 /// Receives paid events only. Called at least once per event, possibly more (after a crash

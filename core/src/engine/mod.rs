@@ -31,6 +31,7 @@ use crate::provider::{NotificationRejection, PaymentNotification, Provider};
 use crate::store::OrderStore;
 
 mod admin;
+mod alerts;
 mod checkout;
 mod events;
 mod notify;
@@ -42,6 +43,7 @@ mod reply;
 mod status;
 
 pub use admin::{AdminToken, REFUND_BODY_LIMIT};
+pub use alerts::Alert;
 pub use checkout::{AmountRange, Checkout, CheckoutPolicy, CheckoutRejection, CheckoutRequest};
 pub use events::{BackgroundTasks, EventHook, HookError, PaidHook};
 pub use openid::{

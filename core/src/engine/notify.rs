@@ -11,7 +11,7 @@ use crate::order::{Order, OrderStatus, Transition};
 use crate::provider::{PaymentNotification, PaymentReport, PaymentState, RejectionKind};
 use crate::store::StoreError;
 
-use super::Inner;
+use super::{Alert, Inner};
 
 pub(super) async fn handle(inner: &Inner, headers: &HeaderMap, body: &Bytes) -> Response<Bytes> {
     match inner.provider.verify_notification(headers, body).await {
@@ -58,13 +58,12 @@ pub(super) async fn apply(inner: &Inner, notification: &PaymentNotification) -> 
     let order = match inner.store.get(&out_trade_no).await {
         Ok(Some(order)) => order,
         Ok(None) => {
-            return record_and_acknowledge(
-                inner,
-                event_id,
-                &out_trade_no,
-                "notification for an order this store does not have",
-            )
-            .await;
+            let alert = Alert::UnknownOrder {
+                out_trade_no: out_trade_no.as_str().to_owned(),
+                paid: report.state == PaymentState::Paid,
+                transaction_id: report.transaction_id.clone(),
+            };
+            return record_and_acknowledge(inner, event_id, &out_trade_no, alert).await;
         }
         Err(error) => return store_failure(inner, &error),
     };
@@ -98,14 +97,16 @@ async fn apply_refund(
             out_refund_no = %report.out_refund_no,
             "verified refund notification for a refund this store does not have"
         );
-        let detail = format!(
-            "refund notification for unknown refund {:?} ({})",
-            report.out_refund_no, report.status
-        );
+        let alert = Alert::UnknownRefund {
+            out_refund_no: report.out_refund_no.clone(),
+        };
         return match order_number {
-            Some(no) => record_and_acknowledge(inner, event_id, &no, &detail).await,
+            Some(no) => record_and_acknowledge(inner, event_id, &no, alert).await,
             None => match inner.store.record_notification(event_id, None).await {
-                Ok(_) => provider.acknowledge(),
+                Ok(_) => {
+                    super::alerts::raise(inner, alert);
+                    provider.acknowledge()
+                }
                 Err(error) => store_failure(inner, &error),
             },
         };
@@ -159,13 +160,12 @@ pub(super) async fn apply_report(
                 Err(error) => return store_failure(inner, &error),
             }
         }
-        return record_and_acknowledge(
-            inner,
-            event_id.unwrap_or_default(),
-            out_trade_no,
-            &mismatch,
-        )
-        .await;
+        let alert = Alert::Mismatch {
+            out_trade_no: out_trade_no.as_str().to_owned(),
+            detail: mismatch,
+        };
+        return record_and_acknowledge(inner, event_id.unwrap_or_default(), out_trade_no, alert)
+            .await;
     }
     match (&report.state, event_id) {
         (PaymentState::Paid, _) => mark_paid(inner, order, report, event_id).await,
@@ -243,21 +243,29 @@ async fn mark_paid(
             ..
         }) => {
             // Paid already under another transaction id: keep the first, record the second.
+            let alert = Alert::DoublePayment {
+                out_trade_no: order.out_trade_no.as_str().to_owned(),
+                transaction_id: report.transaction_id.clone(),
+            };
             record_and_acknowledge(
                 inner,
                 event_id.unwrap_or_default(),
                 &order.out_trade_no,
-                "a second payment was reported for a paid order",
+                alert,
             )
             .await
         }
         Err(error @ (StoreError::Conflict { .. } | StoreError::Impossible { .. })) => {
             tracing::error!(%error, "payment cannot be applied to the order");
+            let alert = Alert::Mismatch {
+                out_trade_no: order.out_trade_no.as_str().to_owned(),
+                detail: format!("payment reported but not applicable: {error}"),
+            };
             record_and_acknowledge(
                 inner,
                 event_id.unwrap_or_default(),
                 &order.out_trade_no,
-                &format!("payment reported but not applicable: {error}"),
+                alert,
             )
             .await
         }
@@ -300,14 +308,17 @@ fn cross_check(
     None
 }
 
+/// Records `alert` as the order's mismatch (and the notification as seen), raises it, and
+/// acknowledges: retrying would not change a genuine report.
 async fn record_and_acknowledge(
     inner: &Inner,
     event_id: &str,
     out_trade_no: &OutTradeNo,
-    detail: &str,
+    alert: Alert,
 ) -> Response<Bytes> {
+    let detail = alert.detail();
     let recorded = async {
-        inner.store.record_mismatch(out_trade_no, detail).await?;
+        inner.store.record_mismatch(out_trade_no, &detail).await?;
         if !event_id.is_empty() {
             inner
                 .store
@@ -318,7 +329,10 @@ async fn record_and_acknowledge(
     }
     .await;
     match recorded {
-        Ok(()) => inner.provider.acknowledge(),
+        Ok(()) => {
+            super::alerts::raise(inner, alert);
+            inner.provider.acknowledge()
+        }
         Err(error) => store_failure(inner, &error),
     }
 }

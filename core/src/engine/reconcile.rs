@@ -325,12 +325,19 @@ async fn settle(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
             // platform): record the payment, and tell the operator.
             let detail = "the upstream reports the order paid and refunded outside this engine";
             tracing::warn!(out_trade_no = %order.out_trade_no, detail, "reconcile");
-            if let Err(error) = inner
+            match inner
                 .store
                 .record_mismatch(&order.out_trade_no, detail)
                 .await
             {
-                tracing::warn!(%error, "recording a mismatch failed");
+                Ok(()) => super::alerts::raise(
+                    inner,
+                    super::Alert::Mismatch {
+                        out_trade_no: order.out_trade_no.as_str().to_owned(),
+                        detail: detail.to_owned(),
+                    },
+                ),
+                Err(error) => tracing::warn!(%error, "recording a mismatch failed"),
             }
             let mut paid = upstream.clone();
             paid.state = PaymentState::Paid;

@@ -335,6 +335,13 @@ pub(super) async fn record_report(
                 .record_notification(id, Some(&order.out_trade_no))
                 .await?;
         }
+        super::alerts::raise(
+            inner,
+            super::Alert::Mismatch {
+                out_trade_no: order.out_trade_no.as_str().to_owned(),
+                detail: mismatch,
+            },
+        );
         return Ok(None);
     }
     let update = RefundUpdate {
@@ -358,6 +365,15 @@ pub(super) async fn record_report(
                     status = %refund.status,
                     "refund updated"
                 );
+                if refund.status == crate::refund::RefundStatus::Abnormal {
+                    super::alerts::raise(
+                        inner,
+                        super::Alert::RefundAbnormal {
+                            out_trade_no: order.out_trade_no.as_str().to_owned(),
+                            out_refund_no: refund.out_refund_no.as_str().to_owned(),
+                        },
+                    );
+                }
                 inner.paid_signal.notify_one();
             }
             Ok(Some(outcome.refund().clone()))
@@ -375,6 +391,13 @@ pub(super) async fn record_report(
                     .record_notification(id, Some(&order.out_trade_no))
                     .await?;
             }
+            super::alerts::raise(
+                inner,
+                super::Alert::Mismatch {
+                    out_trade_no: order.out_trade_no.as_str().to_owned(),
+                    detail,
+                },
+            );
             Ok(None)
         }
         Err(error) => Err(error),
