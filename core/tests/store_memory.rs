@@ -27,7 +27,7 @@ wxpay_core::store_conformance_tests!(opener());
 async fn run_all_runs_every_case() {
     let open = opener().expect("memory store");
     wxpay_core::store::testing::run_all(&open).await;
-    assert_eq!(wxpay_core::store::testing::CASES.len(), 27);
+    assert_eq!(wxpay_core::store::testing::CASES.len(), 28);
 }
 
 /// The suite has teeth: a store that checks the status and then writes without holding a lock
@@ -95,6 +95,14 @@ mod racy {
         }
         async fn mark_delivered(&self, id: &str) -> Result<(), StoreError> {
             self.0.mark_delivered(id).await
+        }
+        async fn list_orders(
+            &self,
+            filter: &wxpay_core::store::OrderFilter,
+            before: Option<&wxpay_core::store::ListCursor>,
+            limit: u32,
+        ) -> Result<Vec<Order>, StoreError> {
+            self.0.list_orders(filter, before, limit).await
         }
         async fn prune(
             &self,

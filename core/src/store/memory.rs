@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, OrderStore, PaidEvent, PruneBefore,
-    PruneReport, RefundEvent, RefundReservation, RefundUpdateOutcome, StoreError,
-    TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter, OrderStore,
+    PaidEvent, PruneBefore, PruneReport, RefundEvent, RefundReservation, RefundUpdateOutcome,
+    StoreError, TransitionOutcome,
 };
 use crate::clock::Clock;
 use crate::fields::{OutRefundNo, OutTradeNo};
@@ -217,6 +217,42 @@ impl OrderStore for MemoryStore {
             .cloned()
             .collect();
         found.sort_by(|a, b| (a.updated_at, &a.out_trade_no).cmp(&(b.updated_at, &b.out_trade_no)));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn list_orders(
+        &self,
+        filter: &OrderFilter,
+        before: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let matches = |order: &Order| {
+            filter.status.is_none_or(|status| order.status == status)
+                && filter
+                    .created_from
+                    .is_none_or(|from| order.created_at >= from)
+                && filter
+                    .created_before
+                    .is_none_or(|before| order.created_at < before)
+                && filter
+                    .number_prefix
+                    .as_deref()
+                    .is_none_or(|prefix| order.out_trade_no.as_str().starts_with(prefix))
+                && before.is_none_or(|cursor| {
+                    (order.created_at, &order.out_trade_no)
+                        < (cursor.created_at, &cursor.out_trade_no)
+                })
+        };
+        let mut found: Vec<Order> = self
+            .lock()
+            .orders
+            .values()
+            .filter(|order| matches(order))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (b.created_at, &b.out_trade_no).cmp(&(a.created_at, &a.out_trade_no)));
         found.truncate(limit);
         Ok(found)
     }

@@ -270,6 +270,39 @@ pub enum InboxOutcome {
     Duplicate,
 }
 
+/// Which orders [`OrderStore::list_orders`] lists; every field narrows, `None` does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders created at or after this.
+    pub created_from: Option<OffsetDateTime>,
+    /// Only orders created strictly before this.
+    pub created_before: Option<OffsetDateTime>,
+    /// Only orders whose number starts with this (compared as the database compares text).
+    pub number_prefix: Option<String>,
+}
+
+/// A position in [`OrderStore::list_orders`]: the `(created_at, out_trade_no)` of the last
+/// order of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    /// The order's creation time (whole milliseconds, as stored).
+    pub created_at: OffsetDateTime,
+    /// The order's number.
+    pub out_trade_no: OutTradeNo,
+}
+
+impl ListCursor {
+    /// The position just after `order` (older orders come next).
+    pub fn of(order: &Order) -> Self {
+        Self {
+            created_at: order.created_at,
+            out_trade_no: order.out_trade_no.clone(),
+        }
+    }
+}
+
 /// The cut-off times of [`OrderStore::prune`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneBefore {
@@ -451,6 +484,17 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
         status: OrderStatus,
         updated_before: OffsetDateTime,
         after: Option<&OrderCursor>,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError>;
+
+    /// Up to `limit` orders matching `filter`, newest first (by `created_at`, then
+    /// `out_trade_no`, both descending), only those strictly after `before` in that order when
+    /// given: the operator's paged order list ([`ListCursor::of`] the last order of a page
+    /// gives the next).
+    async fn list_orders(
+        &self,
+        filter: &OrderFilter,
+        before: Option<&ListCursor>,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError>;
 

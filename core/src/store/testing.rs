@@ -39,8 +39,9 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, OrderCursor, OrderStore, PaidEvent, PruneBefore,
-    RefundEvent, RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, ListCursor, OrderCursor, OrderFilter, OrderStore,
+    PaidEvent, PruneBefore, RefundEvent, RefundReservation, RefundUpdateOutcome, StoreError,
+    TransitionOutcome,
 };
 use crate::clock::{Clock, ManualClock};
 use crate::fields::{
@@ -125,6 +126,7 @@ pub const CASES: &[&str] = &[
     "list_stale_orders",
     "stale_order_pages_visit_each_order_once",
     "pruning_deletes_old_bookkeeping_only",
+    "orders_are_listed_newest_first_with_filters",
     "mismatches_are_recorded",
     "data_survives_reopening",
     "refund_lifecycle",
@@ -156,6 +158,7 @@ pub async fn run_all(open: &dyn OpenStore) {
     list_stale_orders(open).await;
     stale_order_pages_visit_each_order_once(open).await;
     pruning_deletes_old_bookkeeping_only(open).await;
+    orders_are_listed_newest_first_with_filters(open).await;
     mismatches_are_recorded(open).await;
     data_survives_reopening(open).await;
     refund_lifecycle(open).await;
@@ -192,6 +195,7 @@ macro_rules! store_conformance_tests {
             list_stale_orders,
             stale_order_pages_visit_each_order_once,
             pruning_deletes_old_bookkeeping_only,
+            orders_are_listed_newest_first_with_filters,
             mismatches_are_recorded,
             data_survives_reopening,
             refund_lifecycle,
@@ -1245,6 +1249,95 @@ pub async fn pruning_deletes_old_bookkeeping_only(open: &dyn OpenStore) {
     deliver_all(&*past, &undelivered.out_trade_no).await;
     // And the recent rows are still there.
     assert!(store.has_notification(&recent_id).await.unwrap());
+}
+
+/// `list_orders` pages newest first and narrows by status, creation time and number prefix.
+pub async fn orders_are_listed_newest_first_with_filters(open: &dyn OpenStore) {
+    let store = open.open().await;
+    // Orders of 2003 under one prefix of their own: no other test's orders match both.
+    let clock = Arc::new(ManualClock::at(1_041_379_200)); // 2003-01-01
+    let store = match open.open_with_clock(clock.clone()).await {
+        Some(past) => past,
+        None => store,
+    };
+    let prefix = format!("L{}", &unique("")[..12]);
+    let mut numbers = Vec::new();
+    for i in 0..5 {
+        let no = OutTradeNo::try_from(format!("{prefix}{i}").as_str()).unwrap();
+        let new = NewOrder::new(
+            no.clone(),
+            OpenId::try_from("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o").unwrap(),
+            Amount::from_fen(100).unwrap(),
+            Description::try_from("listed").unwrap(),
+        );
+        store.insert_if_absent(new).await.unwrap();
+        numbers.push(no);
+        clock.advance(1);
+    }
+    // Two of them paid, so that the status filter has something to tell apart.
+    for no in &numbers[..2] {
+        apply(&*store, no, OrderStatus::Created, prepared(&unique("wx"))).await;
+        apply(&*store, no, OrderStatus::Pending, paid(&unique("tx"))).await;
+        deliver_all(&*store, no).await;
+    }
+    let mine = OrderFilter {
+        number_prefix: Some(prefix.clone()),
+        ..OrderFilter::default()
+    };
+    let all = store.list_orders(&mine, None, 100).await.unwrap();
+    let listed: Vec<_> = all.iter().map(|o| o.out_trade_no.clone()).collect();
+    let mut newest_first = numbers.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first);
+    // Pages of two, each after the last of the one before.
+    let mut paged = Vec::new();
+    let mut cursor: Option<ListCursor> = None;
+    loop {
+        let page = store.list_orders(&mine, cursor.as_ref(), 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = Some(ListCursor::of(last));
+        paged.extend(page.into_iter().map(|o| o.out_trade_no));
+    }
+    assert_eq!(paged, newest_first);
+    let paid_only = OrderFilter {
+        status: Some(OrderStatus::Paid),
+        ..mine.clone()
+    };
+    let paid_numbers: Vec<_> = store
+        .list_orders(&paid_only, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.out_trade_no)
+        .collect();
+    assert_eq!(paid_numbers, vec![numbers[1].clone(), numbers[0].clone()]);
+    // A time window: the middle three by creation time.
+    let first = &all[4];
+    let window = OrderFilter {
+        created_from: Some(first.created_at + Duration::seconds(1)),
+        created_before: Some(first.created_at + Duration::seconds(4)),
+        ..mine.clone()
+    };
+    let windowed = store.list_orders(&window, None, 100).await.unwrap();
+    assert_eq!(windowed.len(), 3, "{windowed:?}");
+    assert!(
+        store
+            .list_orders(
+                &OrderFilter {
+                    number_prefix: Some(format!("{prefix}X")),
+                    ..OrderFilter::default()
+                },
+                None,
+                100
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Leave nothing CREATED behind but closed.
+    for no in &numbers[2..] {
+        apply(&*store, no, OrderStatus::Created, Transition::Closed).await;
+    }
 }
 
 /// Mismatches are recorded per order, oldest first, and change nothing.

@@ -405,6 +405,15 @@ impl OrderStore for FailingStore {
         self.inner.list_stale(status, updated_before, limit).await
     }
 
+    async fn list_orders(
+        &self,
+        filter: &wxpay_core::store::OrderFilter,
+        before: Option<&wxpay_core::store::ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        self.inner.list_orders(filter, before, limit).await
+    }
+
     async fn prune(&self, before: &PruneBefore) -> Result<PruneReport, StoreError> {
         self.inner.prune(before).await
     }

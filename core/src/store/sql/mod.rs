@@ -29,8 +29,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, OrderStore, PruneBefore,
-    PruneReport, RefundReservation, RefundUpdateOutcome, StoreError, TransitionOutcome,
+    Event, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter, OrderStore,
+    PruneBefore, PruneReport, RefundReservation, RefundUpdateOutcome, StoreError,
+    TransitionOutcome,
 };
 use crate::clock::Clock;
 use crate::fields::{OutRefundNo, OutTradeNo};
@@ -142,6 +143,11 @@ const MIGRATIONS_SQLITE: &[EmbeddedMigration] = &[
         "wxpay retention",
         include_str!("../../../migrations/sqlite/900003_wxpay_retention.sql"),
     ),
+    (
+        900004,
+        "wxpay order listing",
+        include_str!("../../../migrations/sqlite/900004_wxpay_order_listing.sql"),
+    ),
 ];
 
 #[cfg(feature = "postgres")]
@@ -161,6 +167,11 @@ const MIGRATIONS_POSTGRES: &[EmbeddedMigration] = &[
         "wxpay retention",
         include_str!("../../../migrations/postgres/900003_wxpay_retention.sql"),
     ),
+    (
+        900004,
+        "wxpay order listing",
+        include_str!("../../../migrations/postgres/900004_wxpay_order_listing.sql"),
+    ),
 ];
 
 #[cfg(feature = "mysql")]
@@ -179,6 +190,11 @@ const MIGRATIONS_MYSQL: &[EmbeddedMigration] = &[
         900003,
         "wxpay retention",
         include_str!("../../../migrations/mysql/900003_wxpay_retention.sql"),
+    ),
+    (
+        900004,
+        "wxpay order listing",
+        include_str!("../../../migrations/mysql/900004_wxpay_order_listing.sql"),
     ),
 ];
 
@@ -636,6 +652,15 @@ impl OrderStore for SqlxStore {
         limit: u32,
     ) -> Result<Vec<Order>, StoreError> {
         dispatch!(self.list_stale_after(status, updated_before, after, limit))
+    }
+
+    async fn list_orders(
+        &self,
+        filter: &OrderFilter,
+        before: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        dispatch!(self.list_orders(filter, before, limit))
     }
 
     async fn prune(&self, before: &PruneBefore) -> Result<PruneReport, StoreError> {

@@ -17,7 +17,8 @@ use crate::refund::{
     MAX_REFUNDS_PER_ORDER, NewRefund, Refund, RefundDecision, RefundStatus, RefundUpdate,
 };
 use crate::store::{
-    Event, InboxOutcome, InsertOutcome, Mismatch, OrderCursor, PaidEvent, PruneBefore, PruneReport,
+    Event, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter, PaidEvent,
+    PruneBefore, PruneReport,
     RefundEvent, RefundReservation,
     RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
@@ -513,6 +514,61 @@ pub(super) async fn list_stale_after(
             .bind(after_millis)
             .bind(after_millis)
             .bind(after_no)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|row| Ok(order_of(row)?.0)).collect()
+    })
+    .await
+}
+
+pub(super) async fn list_orders(
+    pool: &Pool,
+    filter: &OrderFilter,
+    before: Option<&ListCursor>,
+    limit: u32,
+) -> Result<Vec<Order>, StoreError> {
+    // One statement for every filter: an absent one is a condition that always holds (an
+    // empty status, the widest times, a prefix of length 0, a cursor past every order).
+    let query = &sql(&format!(
+        "SELECT {ORDER_COLUMNS} FROM wxpay_orders \
+         WHERE (? = '' OR status = ?) AND created_at >= ? AND created_at < ? \
+         AND SUBSTR(out_trade_no, 1, ?) = ? \
+         AND (created_at < ? OR (created_at = ? AND out_trade_no < ?)) \
+         ORDER BY created_at DESC, out_trade_no DESC LIMIT ?"
+    ));
+    let status = filter.status.map_or("", OrderStatus::as_str);
+    let from = filter.created_from.map_or(i64::MIN, |at| {
+        let millis = crate::order::to_millis(at);
+        millis + i64::from(crate::order::truncate_to_millis(at) != at)
+    });
+    let until = filter
+        .created_before
+        .map_or(i64::MAX, |at| {
+            let millis = crate::order::to_millis(at);
+            millis + i64::from(crate::order::truncate_to_millis(at) != at)
+        });
+    let prefix = filter.number_prefix.as_deref().unwrap_or("");
+    let prefix_len = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+    let (cursor_millis, cursor_no) = before.map_or((i64::MAX, ""), |cursor| {
+        (
+            crate::order::to_millis(cursor.created_at),
+            cursor.out_trade_no.as_str(),
+        )
+    });
+    // Without a cursor, `created_at < i64::MAX` holds for every stored order.
+    retry(|| async move {
+        let rows = sqlx::query(query)
+            .bind(status)
+            .bind(status)
+            .bind(from)
+            .bind(until)
+            .bind(prefix_len)
+            .bind(prefix)
+            .bind(cursor_millis)
+            .bind(cursor_millis)
+            .bind(cursor_no)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await
