@@ -90,21 +90,18 @@ fn register(cfg: &mut web::ServiceConfig, engine: Engine, config: Option<&WxPayC
     cfg.app_data(engine);
 }
 
-/// The engine's path for `route`, whatever path the request came on.
+/// The engine's path for `route`, whatever path the request came on: the engine's prefix and
+/// as many trailing segments of the request path as the route's template has, raw (still
+/// percent-encoded), as the tower layer passes them.
 fn engine_path(engine: &Engine, route: Route, request: &HttpRequest) -> String {
-    let prefix = engine.prefix();
-    match route {
-        Route::OrderStatus => {
-            // The raw (still percent-encoded) last segment, as the tower layer passes it.
-            let number = request.path().rsplit('/').next().unwrap_or_default();
-            format!("{prefix}/orders/{number}")
-        }
-        Route::Refunds => {
-            let number = request.path().rsplit('/').nth(1).unwrap_or_default();
-            format!("{prefix}/orders/{number}/refunds")
-        }
-        _ => format!("{prefix}{}", route.path_template()),
+    let template = route.path_template();
+    if !template.contains('{') {
+        return format!("{}{template}", engine.prefix());
     }
+    let count = template.split('/').filter(|s| !s.is_empty()).count();
+    let segments: Vec<&str> = request.path().rsplit('/').take(count).collect();
+    let tail: Vec<&str> = segments.into_iter().rev().collect();
+    format!("{}/{}", engine.prefix(), tail.join("/"))
 }
 
 /// Answers one request to `route`: bounded read, conversion, the engine, conversion back.

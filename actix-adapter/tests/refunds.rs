@@ -108,6 +108,21 @@ async fn a_paid_order_is_refunded_through_configure_in_a_scope() {
     assert_eq!(deleted.status(), 405);
     assert_eq!(deleted.headers()["allow"], "GET, POST");
 
+    // The operator API is mounted in the scope too, with its path parameters.
+    let detail: Value = http
+        .get(format!("{base}/admin/orders/{no}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["order"]["out_trade_no"], no.as_str(), "{detail}");
+    assert!(
+        !detail["refunds"].as_array().unwrap().is_empty(),
+        "{detail}"
+    );
     handle.stop(true).await;
     running.await.unwrap().unwrap();
 }

@@ -74,7 +74,7 @@ impl fmt::Debug for AdminToken {
 }
 
 /// The `401` of a request without the admin token.
-fn unauthorized() -> Response<Bytes> {
+pub(super) fn unauthorized() -> Response<Bytes> {
     let mut response = reply::error(
         StatusCode::UNAUTHORIZED,
         "UNAUTHORIZED",
@@ -126,7 +126,7 @@ struct RefusedReply<'a> {
 }
 
 /// The order number of `…/orders/{out_trade_no}/refunds`, percent-decoded.
-fn order_number(segment: &str) -> Result<OutTradeNo, crate::fields::FieldError> {
+pub(super) fn order_number(segment: &str) -> Result<OutTradeNo, crate::fields::FieldError> {
     let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
     OutTradeNo::try_from(decoded.as_ref())
 }

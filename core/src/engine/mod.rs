@@ -31,6 +31,7 @@ use crate::provider::{NotificationRejection, PaymentNotification, Provider};
 use crate::store::OrderStore;
 
 mod admin;
+mod admin_api;
 mod alerts;
 mod checkout;
 mod events;
@@ -87,6 +88,19 @@ pub enum Route {
     /// `POST {prefix}/orders/{out_trade_no}/refunds` (refund) and `GET` (list the refunds):
     /// operator routes, mounted with an [`AdminToken`].
     Refunds,
+    /// `GET {prefix}/admin/orders?status&created_from&created_before&prefix&limit&cursor`: the
+    /// operator's order list, newest first (with an [`AdminToken`]).
+    AdminOrders,
+    /// `GET {prefix}/admin/orders/{out_trade_no}`: one order with its refunds, mismatches and
+    /// events (with an [`AdminToken`]).
+    AdminOrder,
+    /// `POST {prefix}/admin/orders/{out_trade_no}/{action}`, `action` one of `query` (ask the
+    /// upstream now and apply its answer), `close` (close an unpaid order upstream and here),
+    /// `redeliver` (hand the order's events to the hook again) (with an [`AdminToken`]).
+    AdminOrderAction,
+    /// `GET {prefix}/admin/outbox`: events not yet delivered to the hook, and the oldest's age
+    /// (with an [`AdminToken`]).
+    AdminOutbox,
 }
 
 impl Route {
@@ -101,7 +115,13 @@ impl Route {
     ];
 
     /// The routes an [`AdminToken`] adds.
-    const ADMIN: [Route; 1] = [Route::Refunds];
+    const ADMIN: [Route; 5] = [
+        Route::Refunds,
+        Route::AdminOrders,
+        Route::AdminOrder,
+        Route::AdminOrderAction,
+        Route::AdminOutbox,
+    ];
 
     /// The methods the route answers (any other gets 405).
     pub fn methods(self) -> Vec<Method> {
@@ -123,13 +143,18 @@ impl Route {
     /// that takes a body (`POST`). See [`Route::methods`].
     pub fn method(self) -> Method {
         match self {
-            Route::Precreate | Route::Notify | Route::OpenidSession | Route::Refunds => {
-                Method::POST
-            }
+            Route::Precreate
+            | Route::Notify
+            | Route::OpenidSession
+            | Route::Refunds
+            | Route::AdminOrderAction => Method::POST,
             Route::OrderStatus
             | Route::OpenidAuthorize
             | Route::OpenidCallback
-            | Route::OpenidMe => Method::GET,
+            | Route::OpenidMe
+            | Route::AdminOrders
+            | Route::AdminOrder
+            | Route::AdminOutbox => Method::GET,
         }
     }
 
@@ -145,6 +170,10 @@ impl Route {
             Route::OpenidCallback => "/openid/callback",
             Route::OpenidMe => "/openid/me",
             Route::Refunds => "/orders/{out_trade_no}/refunds",
+            Route::AdminOrders => "/admin/orders",
+            Route::AdminOrder => "/admin/orders/{out_trade_no}",
+            Route::AdminOrderAction => "/admin/orders/{out_trade_no}/{action}",
+            Route::AdminOutbox => "/admin/outbox",
         }
     }
 
@@ -158,6 +187,10 @@ impl Route {
             Route::OpenidCallback => "openid_callback",
             Route::OpenidMe => "openid_me",
             Route::Refunds => "refunds",
+            Route::AdminOrders => "admin_orders",
+            Route::AdminOrder => "admin_order",
+            Route::AdminOrderAction => "admin_order_action",
+            Route::AdminOutbox => "admin_outbox",
         }
     }
 }
@@ -477,14 +510,18 @@ impl Engine {
     pub fn route(&self, _method: &Method, path: &str) -> Option<Route> {
         let rest = path.strip_prefix(self.prefix())?;
         let openid = self.inner.openid.is_some();
-        if self.inner.admin_token.is_some()
-            && let Some(number) = rest
+        if self.inner.admin_token.is_some() {
+            if let Some(number) = rest
                 .strip_prefix("/orders/")
                 .and_then(|tail| tail.strip_suffix("/refunds"))
-            && !number.is_empty()
-            && !number.contains('/')
-        {
-            return Some(Route::Refunds);
+                && !number.is_empty()
+                && !number.contains('/')
+            {
+                return Some(Route::Refunds);
+            }
+            if let Some(route) = rest.strip_prefix("/admin").and_then(admin_api::route) {
+                return Some(route);
+            }
         }
         match rest {
             "/precreate" => Some(Route::Precreate),
@@ -520,10 +557,14 @@ impl Engine {
             Route::Precreate => self.inner.settings.precreate_body_limit,
             Route::OpenidSession => SESSION_BODY_LIMIT,
             Route::Refunds => REFUND_BODY_LIMIT,
+            Route::AdminOrderAction => admin_api::ACTION_BODY_LIMIT,
             Route::OrderStatus
             | Route::OpenidAuthorize
             | Route::OpenidCallback
-            | Route::OpenidMe => 0,
+            | Route::OpenidMe
+            | Route::AdminOrders
+            | Route::AdminOrder
+            | Route::AdminOutbox => 0,
         }
     }
 
@@ -632,6 +673,10 @@ impl Engine {
                 )
                 .await
             }
+            Route::AdminOrders
+            | Route::AdminOrder
+            | Route::AdminOrderAction
+            | Route::AdminOutbox => admin_api::handle(&self.inner, route, path, request).await,
             // The openid routes are only routed with their settings (see `route`).
             _ => reply::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such wxpay route"),
         }

@@ -191,6 +191,11 @@ pub(super) async fn handle(inner: &Inner, number: &str, headers: &HeaderMap) -> 
     response
 }
 
+/// The operator's view of `order`, as the status route gives it to the admin token.
+pub(super) fn operator_json(order: &Order) -> serde_json::Value {
+    serde_json::to_value(status_reply(order, View::Operator)).unwrap_or(serde_json::Value::Null)
+}
+
 fn status_reply(order: &Order, view: View) -> StatusReply<'_> {
     let private = view != View::Public;
     StatusReply {
