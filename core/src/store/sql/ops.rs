@@ -485,6 +485,13 @@ pub(super) async fn mark_delivered(
     .await
 }
 
+/// The first whole millisecond at or after `at`. Times are stored in whole milliseconds, so a
+/// stored time is before `at` exactly when it is before this ("before 10.0005" is "at or
+/// before 10.000"), and at or after `at` exactly when it is at or after this.
+fn ceil_millis(at: OffsetDateTime) -> i64 {
+    crate::order::to_millis(at) + i64::from(crate::order::truncate_to_millis(at) != at)
+}
+
 pub(super) async fn list_stale_after(
     pool: &Pool,
     status: OrderStatus,
@@ -497,9 +504,7 @@ pub(super) async fn list_stale_after(
          AND (updated_at > ? OR (updated_at = ? AND out_trade_no > ?)) \
          ORDER BY updated_at, out_trade_no LIMIT ?"
     ));
-    // `updated_at` is stored in whole milliseconds: "before 10.0005" is "before or at 10.000".
-    let before = crate::order::to_millis(updated_before)
-        + i64::from(crate::order::truncate_to_millis(updated_before) != updated_before);
+    let before = ceil_millis(updated_before);
     // Without a cursor every row is "after" (-1, ""): `updated_at` is never negative.
     let (after_millis, after_no) = after.map_or((-1, ""), |cursor| {
         (
@@ -539,16 +544,8 @@ pub(super) async fn list_orders(
          ORDER BY created_at DESC, out_trade_no DESC LIMIT ?"
     ));
     let status = filter.status.map_or("", OrderStatus::as_str);
-    let from = filter.created_from.map_or(i64::MIN, |at| {
-        let millis = crate::order::to_millis(at);
-        millis + i64::from(crate::order::truncate_to_millis(at) != at)
-    });
-    let until = filter
-        .created_before
-        .map_or(i64::MAX, |at| {
-            let millis = crate::order::to_millis(at);
-            millis + i64::from(crate::order::truncate_to_millis(at) != at)
-        });
+    let from = filter.created_from.map_or(i64::MIN, ceil_millis);
+    let until = filter.created_before.map_or(i64::MAX, ceil_millis);
     let prefix = filter.number_prefix.as_deref().unwrap_or("");
     let prefix_len = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
     let (cursor_millis, cursor_no) = before.map_or((i64::MAX, ""), |cursor| {
@@ -608,9 +605,7 @@ async fn delete_before(
     before: OffsetDateTime,
 ) -> Result<u64, StoreError> {
     let query = &sql(query);
-    // Times are stored in whole milliseconds; a cut at 10.0005 deletes 10.000, which is before.
-    let before = crate::order::to_millis(before)
-        + i64::from(crate::order::truncate_to_millis(before) != before);
+    let before = ceil_millis(before);
     retry(|| async move {
         let done = sqlx::query(query)
             .bind(before)
@@ -952,8 +947,7 @@ pub(super) async fn list_stale_refunds(
         "SELECT {REFUND_COLUMNS} FROM wxpay_refunds WHERE status = ? AND updated_at < ? \
          ORDER BY updated_at, out_refund_no LIMIT ?"
     ));
-    let before = crate::order::to_millis(updated_before)
-        + i64::from(crate::order::truncate_to_millis(updated_before) != updated_before);
+    let before = ceil_millis(updated_before);
     retry(|| async move {
         let rows = sqlx::query(query)
             .bind(status.as_str())
