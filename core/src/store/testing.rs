@@ -1260,7 +1260,10 @@ pub async fn orders_are_listed_newest_first_with_filters(open: &dyn OpenStore) {
         Some(past) => past,
         None => store,
     };
-    let prefix = format!("L{}", &unique("")[..12]);
+    // The random end of a fresh number: unique across runs on a shared database.
+    let fresh = OutTradeNo::generate();
+    let fresh = fresh.as_str();
+    let prefix = format!("L{}", &fresh[fresh.len().saturating_sub(12)..]);
     let mut numbers = Vec::new();
     for i in 0..5 {
         let no = OutTradeNo::try_from(format!("{prefix}{i}").as_str()).unwrap();
