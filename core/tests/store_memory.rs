@@ -27,7 +27,7 @@ wxpay_core::store_conformance_tests!(opener());
 async fn run_all_runs_every_case() {
     let open = opener().expect("memory store");
     wxpay_core::store::testing::run_all(&open).await;
-    assert_eq!(wxpay_core::store::testing::CASES.len(), 28);
+    assert_eq!(wxpay_core::store::testing::CASES.len(), 31);
 }
 
 /// The suite has teeth: a store that checks the status and then writes without holding a lock
@@ -124,6 +124,20 @@ mod racy {
         }
         async fn mismatches(&self, no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError> {
             self.0.mismatches(no).await
+        }
+        async fn recent_mismatches(&self, limit: u32) -> Result<Vec<Mismatch>, StoreError> {
+            self.0.recent_mismatches(limit).await
+        }
+        async fn notifications_for_order(
+            &self,
+            no: &OutTradeNo,
+        ) -> Result<Vec<wxpay_core::store::InboxEntry>, StoreError> {
+            self.0.notifications_for_order(no).await
+        }
+        async fn count_orders_by_status(
+            &self,
+        ) -> Result<Vec<(wxpay_core::order::OrderStatus, u64)>, StoreError> {
+            self.0.count_orders_by_status().await
         }
         async fn reserve_refund(&self, refund: NewRefund) -> Result<RefundReservation, StoreError> {
             self.0.reserve_refund(refund).await

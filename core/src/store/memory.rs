@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter, OrderStore,
-    PaidEvent, PruneBefore, PruneReport, RefundEvent, RefundReservation, RefundUpdateOutcome,
-    StoreError, TransitionOutcome,
+    Event, InboxEntry, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter,
+    OrderStore, PaidEvent, PruneBefore, PruneReport, RefundEvent, RefundReservation,
+    RefundUpdateOutcome, StoreError, TransitionOutcome,
 };
 use crate::clock::Clock;
 use crate::fields::{OutRefundNo, OutTradeNo};
@@ -29,8 +29,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct State {
     orders: HashMap<OutTradeNo, Order>,
-    /// Notification ids, with when each was first received.
-    inbox: HashMap<String, OffsetDateTime>,
+    /// Notifications by id, with their order and when each was first received.
+    inbox: HashMap<String, InboxEntry>,
     outbox: Vec<Event>,
     mismatches: Vec<Mismatch>,
     /// Refunds in the order they were reserved.
@@ -131,7 +131,7 @@ impl OrderStore for MemoryStore {
             }
         };
         if let Some(id) = notification_id {
-            state.inbox.entry(id.to_owned()).or_insert(now);
+            record_inbox(&mut state, id, Some(out_trade_no), now);
         }
         Ok(outcome)
     }
@@ -139,15 +139,14 @@ impl OrderStore for MemoryStore {
     async fn record_notification(
         &self,
         event_id: &str,
-        _out_trade_no: Option<&OutTradeNo>,
+        out_trade_no: Option<&OutTradeNo>,
     ) -> Result<InboxOutcome, StoreError> {
         let now = self.now();
         let mut state = self.lock();
-        Ok(if state.inbox.contains_key(event_id) {
-            InboxOutcome::Duplicate
-        } else {
-            state.inbox.insert(event_id.to_owned(), now);
+        Ok(if record_inbox(&mut state, event_id, out_trade_no, now) {
             InboxOutcome::New
+        } else {
+            InboxOutcome::Duplicate
         })
     }
 
@@ -261,7 +260,9 @@ impl OrderStore for MemoryStore {
         let mut state = self.lock();
         let count = |before: usize, after: usize| u64::try_from(before - after).unwrap_or(u64::MAX);
         let inbox = state.inbox.len();
-        state.inbox.retain(|_, received| *received >= before.inbox);
+        state
+            .inbox
+            .retain(|_, entry| entry.received_at >= before.inbox);
         let outbox = state.outbox.len();
         state.outbox.retain(|event| {
             event
@@ -300,6 +301,45 @@ impl OrderStore for MemoryStore {
             .iter()
             .filter(|m| &m.out_trade_no == out_trade_no)
             .cloned()
+            .collect())
+    }
+
+    async fn recent_mismatches(&self, limit: u32) -> Result<Vec<Mismatch>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        // Recorded in order, so the newest are last.
+        Ok(self
+            .lock()
+            .mismatches
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn notifications_for_order(
+        &self,
+        out_trade_no: &OutTradeNo,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let mut found: Vec<InboxEntry> = self
+            .lock()
+            .inbox
+            .values()
+            .filter(|entry| entry.out_trade_no.as_ref() == Some(out_trade_no))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.received_at, &a.event_id).cmp(&(b.received_at, &b.event_id)));
+        Ok(found)
+    }
+
+    async fn count_orders_by_status(&self) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        let state = self.lock();
+        Ok(OrderStatus::ALL
+            .iter()
+            .map(|&status| {
+                let n = state.orders.values().filter(|o| o.status == status).count();
+                (status, u64::try_from(n).unwrap_or(u64::MAX))
+            })
             .collect())
     }
 
@@ -375,7 +415,8 @@ impl OrderStore for MemoryStore {
             }
         };
         if let Some(id) = notification_id {
-            state.inbox.entry(id.to_owned()).or_insert(now);
+            let out_trade_no = state.refunds[index].out_trade_no.clone();
+            record_inbox(state, id, Some(&out_trade_no), now);
         }
         Ok(outcome)
     }
@@ -428,4 +469,25 @@ fn add_fen(total: u64, change: i64) -> Result<u64, StoreError> {
     total
         .checked_add_signed(change)
         .ok_or_else(|| StoreError::Corrupt(format!("refund total {total} {change:+} fen")))
+}
+
+/// Records `event_id` unless it is there already; whether it was new.
+fn record_inbox(
+    state: &mut State,
+    event_id: &str,
+    out_trade_no: Option<&OutTradeNo>,
+    now: OffsetDateTime,
+) -> bool {
+    if state.inbox.contains_key(event_id) {
+        return false;
+    }
+    state.inbox.insert(
+        event_id.to_owned(),
+        InboxEntry {
+            event_id: event_id.to_owned(),
+            out_trade_no: out_trade_no.cloned(),
+            received_at: now,
+        },
+    );
+    true
 }

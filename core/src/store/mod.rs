@@ -357,6 +357,17 @@ pub struct Mismatch {
     pub recorded_at: OffsetDateTime,
 }
 
+/// A notification recorded in the inbox: handled once, never again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// The notification's id (the upstream's, or one derived from its content).
+    pub event_id: String,
+    /// The order it was about, when the notification named one the caller knew.
+    pub out_trade_no: Option<OutTradeNo>,
+    /// When it was first recorded.
+    pub received_at: OffsetDateTime,
+}
+
 /// The reservation answer for a refund number already stored: the same refund again for the
 /// same order, a taken number for another.
 pub(crate) fn existing_refund(
@@ -515,6 +526,20 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
 
     /// The disagreements recorded about an order, oldest first.
     async fn mismatches(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError>;
+
+    /// Up to `limit` disagreements about any order, most recently recorded first: the
+    /// operator's "needs attention" list.
+    async fn recent_mismatches(&self, limit: u32) -> Result<Vec<Mismatch>, StoreError>;
+
+    /// The notifications recorded about an order, oldest first (ties by id).
+    async fn notifications_for_order(
+        &self,
+        out_trade_no: &OutTradeNo,
+    ) -> Result<Vec<InboxEntry>, StoreError>;
+
+    /// How many orders are in each status, every status of [`OrderStatus::ALL`] once (in that
+    /// order, zeros included): for metrics and the console.
+    async fn count_orders_by_status(&self) -> Result<Vec<(OrderStatus, u64)>, StoreError>;
 
     /// Reserves a refund: stores it `PROCESSING` and adds its amount to the order's
     /// [`refund_held_fen`](Order::refund_held_fen), in one conditional write that holds only

@@ -128,6 +128,9 @@ pub const CASES: &[&str] = &[
     "pruning_deletes_old_bookkeeping_only",
     "orders_are_listed_newest_first_with_filters",
     "mismatches_are_recorded",
+    "recent_mismatches_are_newest_first",
+    "notifications_are_listed_per_order",
+    "orders_are_counted_by_status",
     "data_survives_reopening",
     "refund_lifecycle",
     "abnormal_refund_holds_its_amount",
@@ -160,6 +163,9 @@ pub async fn run_all(open: &dyn OpenStore) {
     pruning_deletes_old_bookkeeping_only(open).await;
     orders_are_listed_newest_first_with_filters(open).await;
     mismatches_are_recorded(open).await;
+    recent_mismatches_are_newest_first(open).await;
+    notifications_are_listed_per_order(open).await;
+    orders_are_counted_by_status(open).await;
     data_survives_reopening(open).await;
     refund_lifecycle(open).await;
     abnormal_refund_holds_its_amount(open).await;
@@ -197,6 +203,9 @@ macro_rules! store_conformance_tests {
             pruning_deletes_old_bookkeeping_only,
             orders_are_listed_newest_first_with_filters,
             mismatches_are_recorded,
+            recent_mismatches_are_newest_first,
+            notifications_are_listed_per_order,
+            orders_are_counted_by_status,
             data_survives_reopening,
             refund_lifecycle,
             abnormal_refund_holds_its_amount,
@@ -1370,6 +1379,132 @@ pub async fn mismatches_are_recorded(open: &dyn OpenStore) {
         .unwrap();
     assert_eq!(store.mismatches(&unknown).await.unwrap().len(), 1);
     apply(&*store, &no, OrderStatus::Pending, Transition::Closed).await;
+}
+
+/// The recent mismatches of every order come newest first, and the limit is kept.
+pub async fn recent_mismatches_are_newest_first(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let no = OutTradeNo::generate();
+    for detail in ["first", "second", "third"] {
+        store.record_mismatch(&no, detail).await.unwrap();
+    }
+    // Other cases may record mismatches meanwhile on a shared database: look at this order's.
+    let recent = store.recent_mismatches(1000).await.unwrap();
+    let ours: Vec<&str> = recent
+        .iter()
+        .filter(|m| m.out_trade_no == no)
+        .map(|m| m.detail.as_str())
+        .collect();
+    assert_eq!(ours, ["third", "second", "first"]);
+    assert!(
+        recent
+            .windows(2)
+            .all(|pair| pair[0].recorded_at >= pair[1].recorded_at),
+        "newest first"
+    );
+    assert_eq!(store.recent_mismatches(2).await.unwrap().len(), 2);
+}
+
+/// An order's notifications are listed with it, whichever way they were recorded; those of
+/// other orders and those without an order are not.
+pub async fn notifications_are_listed_per_order(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let order = pending(&*store).await;
+    let no = order.out_trade_no.clone();
+    assert!(store.notifications_for_order(&no).await.unwrap().is_empty());
+    let recorded = unique("EV-recorded");
+    store
+        .record_notification(&recorded, Some(&no))
+        .await
+        .unwrap();
+    let with_payment = unique("EV-paid");
+    store
+        .transition_with_notification(
+            &no,
+            OrderStatus::Pending,
+            paid(&unique("4200")),
+            Some(&with_payment),
+        )
+        .await
+        .unwrap();
+    store
+        .record_notification(&unique("EV-other"), Some(&OutTradeNo::generate()))
+        .await
+        .unwrap();
+    store
+        .record_notification(&unique("EV-none"), None)
+        .await
+        .unwrap();
+    let listed = store.notifications_for_order(&no).await.unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|n| n.event_id.as_str()).collect();
+    ids.sort_unstable();
+    let mut expected = vec![recorded.as_str(), with_payment.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    assert!(listed.iter().all(|n| n.out_trade_no.as_ref() == Some(&no)));
+    assert!(
+        listed.windows(2).all(|pair| {
+            (pair[0].received_at, &pair[0].event_id) <= (pair[1].received_at, &pair[1].event_id)
+        }),
+        "oldest first"
+    );
+    for entry in &listed {
+        assert_recent(entry.received_at, "received_at");
+    }
+    deliver_all(&*store, &no).await;
+}
+
+/// Orders are counted per status, every status once in `OrderStatus::ALL` order; exactly on a
+/// store of its own, and at least this case's orders on a shared database.
+pub async fn orders_are_counted_by_status(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let total = |counts: &[(OrderStatus, u64)]| counts.iter().map(|(_, n)| n).sum::<u64>();
+    let before = store.count_orders_by_status().await.unwrap();
+    assert_eq!(
+        before.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        OrderStatus::ALL
+    );
+    let created = insert(&*store).await;
+    let open_order = pending(&*store).await;
+    let paid_order = pending(&*store).await;
+    apply(
+        &*store,
+        &paid_order.out_trade_no,
+        OrderStatus::Pending,
+        paid(&unique("4200")),
+    )
+    .await;
+    let after = store.count_orders_by_status().await.unwrap();
+    assert_eq!(
+        after.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        OrderStatus::ALL
+    );
+    assert!(
+        total(&after) >= total(&before) + 3,
+        "{before:?} → {after:?}"
+    );
+    if total(&before) == 0 {
+        let count = |status| after.iter().find(|(s, _)| *s == status).map(|(_, n)| *n);
+        assert_eq!(count(OrderStatus::Created), Some(1));
+        assert_eq!(count(OrderStatus::Pending), Some(1));
+        assert_eq!(count(OrderStatus::Paid), Some(1));
+        assert_eq!(total(&after), 3);
+    }
+    apply(
+        &*store,
+        &created.out_trade_no,
+        OrderStatus::Created,
+        Transition::Closed,
+    )
+    .await;
+    apply(
+        &*store,
+        &open_order.out_trade_no,
+        OrderStatus::Pending,
+        Transition::Closed,
+    )
+    .await;
+    deliver_all(&*store, &paid_order.out_trade_no).await;
 }
 
 /// Orders, notification ids, paid events and mismatches survive closing and reopening the store.

@@ -443,6 +443,20 @@ impl OrderStore for FailingStore {
     async fn mismatches(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError> {
         self.inner.mismatches(out_trade_no).await
     }
+    async fn recent_mismatches(&self, limit: u32) -> Result<Vec<Mismatch>, StoreError> {
+        self.inner.recent_mismatches(limit).await
+    }
+    async fn notifications_for_order(
+        &self,
+        no: &OutTradeNo,
+    ) -> Result<Vec<wxpay_core::store::InboxEntry>, StoreError> {
+        self.inner.notifications_for_order(no).await
+    }
+    async fn count_orders_by_status(
+        &self,
+    ) -> Result<Vec<(wxpay_core::order::OrderStatus, u64)>, StoreError> {
+        self.inner.count_orders_by_status().await
+    }
 
     async fn reserve_refund(&self, refund: NewRefund) -> Result<RefundReservation, StoreError> {
         self.check(Op::ReserveRefund)?;

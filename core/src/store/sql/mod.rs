@@ -29,8 +29,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Event, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter, OrderStore,
-    PruneBefore, PruneReport, RefundReservation, RefundUpdateOutcome, StoreError,
+    Event, InboxEntry, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter,
+    OrderStore, PruneBefore, PruneReport, RefundReservation, RefundUpdateOutcome, StoreError,
     TransitionOutcome,
 };
 use crate::clock::Clock;
@@ -148,6 +148,11 @@ const MIGRATIONS_SQLITE: &[EmbeddedMigration] = &[
         "wxpay order listing",
         include_str!("../../../migrations/sqlite/900004_wxpay_order_listing.sql"),
     ),
+    (
+        900005,
+        "wxpay inbox by order",
+        include_str!("../../../migrations/sqlite/900005_wxpay_inbox_by_order.sql"),
+    ),
 ];
 
 #[cfg(feature = "postgres")]
@@ -172,6 +177,11 @@ const MIGRATIONS_POSTGRES: &[EmbeddedMigration] = &[
         "wxpay order listing",
         include_str!("../../../migrations/postgres/900004_wxpay_order_listing.sql"),
     ),
+    (
+        900005,
+        "wxpay inbox by order",
+        include_str!("../../../migrations/postgres/900005_wxpay_inbox_by_order.sql"),
+    ),
 ];
 
 #[cfg(feature = "mysql")]
@@ -195,6 +205,11 @@ const MIGRATIONS_MYSQL: &[EmbeddedMigration] = &[
         900004,
         "wxpay order listing",
         include_str!("../../../migrations/mysql/900004_wxpay_order_listing.sql"),
+    ),
+    (
+        900005,
+        "wxpay inbox by order",
+        include_str!("../../../migrations/mysql/900005_wxpay_inbox_by_order.sql"),
     ),
 ];
 
@@ -678,6 +693,21 @@ impl OrderStore for SqlxStore {
 
     async fn mismatches(&self, out_trade_no: &OutTradeNo) -> Result<Vec<Mismatch>, StoreError> {
         dispatch!(self.mismatches(out_trade_no))
+    }
+
+    async fn recent_mismatches(&self, limit: u32) -> Result<Vec<Mismatch>, StoreError> {
+        dispatch!(self.recent_mismatches(limit))
+    }
+
+    async fn notifications_for_order(
+        &self,
+        out_trade_no: &OutTradeNo,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        dispatch!(self.notifications_for_order(out_trade_no))
+    }
+
+    async fn count_orders_by_status(&self) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        dispatch!(self.count_orders_by_status())
     }
 
     async fn reserve_refund(&self, refund: NewRefund) -> Result<RefundReservation, StoreError> {

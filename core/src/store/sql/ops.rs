@@ -17,7 +17,7 @@ use crate::refund::{
     MAX_REFUNDS_PER_ORDER, NewRefund, Refund, RefundDecision, RefundStatus, RefundUpdate,
 };
 use crate::store::{
-    Event, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter, PaidEvent,
+    Event, InboxEntry, InboxOutcome, InsertOutcome, ListCursor, Mismatch, OrderCursor, OrderFilter, PaidEvent,
     PruneBefore, PruneReport,
     RefundEvent, RefundReservation,
     RefundUpdateOutcome, StoreError, TransitionOutcome,
@@ -652,18 +652,85 @@ pub(super) async fn mismatches(
             .fetch_all(pool)
             .await
             .map_err(backend)?;
+        rows.iter().map(mismatch_of).collect()
+    })
+    .await
+}
+
+fn mismatch_of(row: &DbRow) -> Result<Mismatch, StoreError> {
+    Ok(Mismatch {
+        out_trade_no: field(
+            OutTradeNo::try_from(text(row, "out_trade_no")?),
+            "out_trade_no",
+        )?,
+        detail: text(row, "detail")?,
+        recorded_at: time_of(int(row, "recorded_at")?, "recorded_at")?,
+    })
+}
+
+pub(super) async fn recent_mismatches(pool: &Pool, limit: u32) -> Result<Vec<Mismatch>, StoreError> {
+    let query = &sql(
+        "SELECT out_trade_no, detail, recorded_at FROM wxpay_mismatches \
+         ORDER BY recorded_at DESC, id DESC LIMIT ?",
+    );
+    retry(|| async move {
+        let rows = sqlx::query(query)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(mismatch_of).collect()
+    })
+    .await
+}
+
+pub(super) async fn notifications_for_order(
+    pool: &Pool,
+    out_trade_no: &OutTradeNo,
+) -> Result<Vec<InboxEntry>, StoreError> {
+    let query = &sql(
+        "SELECT event_id, received_at FROM wxpay_inbox WHERE out_trade_no = ? \
+         ORDER BY received_at, event_id",
+    );
+    retry(|| async move {
+        let rows = sqlx::query(query)
+            .bind(out_trade_no.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
         rows.iter()
             .map(|row| {
-                Ok(Mismatch {
-                    out_trade_no: field(
-                        OutTradeNo::try_from(text(row, "out_trade_no")?),
-                        "out_trade_no",
-                    )?,
-                    detail: text(row, "detail")?,
-                    recorded_at: time_of(int(row, "recorded_at")?, "recorded_at")?,
+                Ok(InboxEntry {
+                    event_id: text(row, "event_id")?,
+                    out_trade_no: Some(out_trade_no.clone()),
+                    received_at: time_of(int(row, "received_at")?, "received_at")?,
                 })
             })
             .collect()
+    })
+    .await
+}
+
+pub(super) async fn count_orders_by_status(
+    pool: &Pool,
+) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+    let query = &sql("SELECT status, COUNT(*) AS n FROM wxpay_orders GROUP BY status");
+    retry(|| async move {
+        let rows = sqlx::query(query)
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
+        let mut counts: Vec<(OrderStatus, u64)> =
+            OrderStatus::ALL.iter().map(|&status| (status, 0)).collect();
+        for row in &rows {
+            let status = field(text(row, "status")?.parse::<OrderStatus>(), "status")?;
+            let n = u64::try_from(int(row, "n")?)
+                .map_err(|_| corrupt(format_args!("negative order count")))?;
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 = n;
+            }
+        }
+        Ok(counts)
     })
     .await
 }
