@@ -32,6 +32,10 @@ pub(super) fn route(rest: &str) -> Option<Route> {
     match rest {
         "/orders" => Some(Route::AdminOrders),
         "/outbox" => Some(Route::AdminOutbox),
+        "/attention" => Some(Route::AdminAttention),
+        "/metrics" => Some(Route::AdminMetrics),
+        "/console" => Some(Route::AdminConsole),
+        "/console/console.js" | "/console/console.css" => Some(Route::AdminConsoleAsset),
         _ => {
             let tail = rest.strip_prefix("/orders/")?;
             match tail.split_once('/') {
@@ -76,6 +80,8 @@ pub(super) async fn handle(
     let response = match route {
         Route::AdminOrders => list(inner, request.uri().query().unwrap_or("")).await,
         Route::AdminOutbox => outbox(inner).await,
+        Route::AdminAttention => attention(inner).await,
+        Route::AdminMetrics => super::metrics::scrape(inner).await,
         Route::AdminOrder => match admin::order_number(rest) {
             Ok(no) => detail(inner, &no).await,
             Err(error) => reply::field_error(&error),
@@ -199,14 +205,14 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
 // One order
 
 fn event_json(event: &Event) -> Value {
-    let (kind, created_at) = match event {
-        Event::Paid(paid) => ("PAID", paid.created_at),
-        Event::Refund(refund) => ("REFUND", refund.created_at),
+    let kind = match event {
+        Event::Paid(_) => "PAID",
+        Event::Refund(_) => "REFUND",
     };
     json!({
         "event_id": event.event_id(),
         "kind": kind,
-        "created_at": rfc3339(created_at),
+        "created_at": rfc3339(event.created_at()),
         "delivered_at": event.delivered_at().map_or(Value::Null, rfc3339),
     })
 }
@@ -224,17 +230,30 @@ async fn detail(inner: &Inner, no: &OutTradeNo) -> Response<Bytes> {
         }
         Err(_) => return reply::store_unavailable(),
     };
-    let (refunds, mismatches, events) = match (
+    let (refunds, mismatches, events, notifications) = match (
         store.refunds_for_order(no).await,
         store.mismatches(no).await,
         store.events_for_order(no).await,
+        store.notifications_for_order(no).await,
     ) {
-        (Ok(refunds), Ok(mismatches), Ok(events)) => (refunds, mismatches, events),
+        (Ok(refunds), Ok(mismatches), Ok(events), Ok(notifications)) => {
+            (refunds, mismatches, events, notifications)
+        }
         _ => return reply::store_unavailable(),
     };
     let mismatches: Vec<Value> = mismatches
         .iter()
-        .map(|m| json!({"detail": m.detail, "recorded_at": rfc3339(m.recorded_at)}))
+        .map(|m| {
+            json!({
+                "kind": super::alerts::mismatch_kind(&m.detail),
+                "detail": m.detail,
+                "recorded_at": rfc3339(m.recorded_at),
+            })
+        })
+        .collect();
+    let notifications: Vec<Value> = notifications
+        .iter()
+        .map(|n| json!({"event_id": n.event_id, "received_at": rfc3339(n.received_at)}))
         .collect();
     reply::json(
         StatusCode::OK,
@@ -243,6 +262,61 @@ async fn detail(inner: &Inner, no: &OutTradeNo) -> Response<Bytes> {
             "refunds": refunds,
             "mismatches": mismatches,
             "events": events.iter().map(event_json).collect::<Vec<_>>(),
+            "notifications": notifications,
+        }),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Needs attention
+
+/// The most rows of each kind the attention list shows.
+const ATTENTION_LIMIT: u32 = 100;
+
+async fn attention(inner: &Inner) -> Response<Bytes> {
+    let store = &inner.store;
+    let (mismatches, abnormal, undelivered) = match (
+        store.recent_mismatches(ATTENTION_LIMIT).await,
+        store
+            .list_stale_refunds(
+                crate::refund::RefundStatus::Abnormal,
+                inner.clock.now() + time::Duration::seconds(1),
+                ATTENTION_LIMIT,
+            )
+            .await,
+        store.undelivered_events(BACKLOG_COUNT_LIMIT).await,
+    ) {
+        (Ok(mismatches), Ok(abnormal), Ok(undelivered)) => (mismatches, abnormal, undelivered),
+        _ => return reply::store_unavailable(),
+    };
+    let waited_since = inner.clock.now() - super::alerts::OUTBOX_BACKLOG_AGE;
+    let stale_events: Vec<Value> = undelivered
+        .iter()
+        .filter(|event| event.created_at() <= waited_since)
+        .take(usize::try_from(ATTENTION_LIMIT).unwrap_or(usize::MAX))
+        .map(|event| {
+            let mut row = event_json(event);
+            if let Some(object) = row.as_object_mut() {
+                object.insert(
+                    "out_trade_no".to_owned(),
+                    Value::String(event.out_trade_no().to_string()),
+                );
+            }
+            row
+        })
+        .collect();
+    reply::json(
+        StatusCode::OK,
+        &json!({
+            "mismatches": mismatches.iter().map(|m| json!({
+                "out_trade_no": m.out_trade_no.as_str(),
+                "kind": super::alerts::mismatch_kind(&m.detail),
+                "detail": m.detail,
+                "recorded_at": rfc3339(m.recorded_at),
+            })).collect::<Vec<_>>(),
+            "abnormal_refunds": abnormal,
+            "undelivered_events": stale_events,
+            "undelivered_older_than_seconds": super::alerts::OUTBOX_BACKLOG_AGE.whole_seconds(),
         }),
     )
 }
@@ -255,13 +329,7 @@ async fn outbox(inner: &Inner) -> Response<Bytes> {
         Ok(events) => events,
         Err(_) => return reply::store_unavailable(),
     };
-    let oldest = undelivered
-        .iter()
-        .map(|event| match event {
-            Event::Paid(paid) => paid.created_at,
-            Event::Refund(refund) => refund.created_at,
-        })
-        .min();
+    let oldest = undelivered.iter().map(Event::created_at).min();
     let now = inner.clock.now();
     reply::json(
         StatusCode::OK,
@@ -319,7 +387,11 @@ async fn query_now(inner: &Inner, order: &Order) -> Response<Bytes> {
             format!("the {} upstream has no order query", inner.provider.name()),
         );
     }
-    let report = match inner.provider.query(order).await {
+    let report = match inner
+        .metrics
+        .upstream("query", inner.provider.query(order))
+        .await
+    {
         Ok(report) => report,
         Err(error) => return reply::upstream_error(inner.provider.name(), &error),
     };
@@ -370,7 +442,10 @@ async fn close(inner: &Inner, order: &Order) -> Response<Bytes> {
     // Upstream first: an order closed here but payable there would take money we then refuse.
     if order.prepay_id.is_some()
         && inner.provider.can_query()
-        && let Err(error) = inner.provider.close(order).await
+        && let Err(error) = inner
+            .metrics
+            .upstream("close", inner.provider.close(order))
+            .await
     {
         return reply::upstream_error(inner.provider.name(), &error);
     }

@@ -10,6 +10,27 @@ use serde::Serialize;
 
 use super::Inner;
 
+/// How the mismatch rows of a double payment and of an unknown order begin (their kind is read
+/// back from these for the console's "needs attention" list).
+const DOUBLE_PAYMENT_DETAIL: &str = "a second payment was reported for a paid order";
+const UNKNOWN_ORDER_PAID_DETAIL: &str =
+    "a payment was notified for an order this store does not have";
+const UNKNOWN_ORDER_DETAIL: &str = "notification for an order this store does not have";
+
+/// The kind of a recorded mismatch row: `DOUBLE_PAYMENT`, `UNKNOWN_ORDER` (a payment or
+/// notification for an order the store does not have) or `MISMATCH` (anything else).
+pub(super) fn mismatch_kind(detail: &str) -> &'static str {
+    if detail.starts_with(DOUBLE_PAYMENT_DETAIL) {
+        "DOUBLE_PAYMENT"
+    } else if detail.starts_with(UNKNOWN_ORDER_PAID_DETAIL)
+        || detail.starts_with(UNKNOWN_ORDER_DETAIL)
+    {
+        "UNKNOWN_ORDER"
+    } else {
+        "MISMATCH"
+    }
+}
+
 /// Something that needs an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -54,7 +75,24 @@ pub enum Alert {
         /// The refund.
         out_refund_no: String,
     },
+    /// Events have waited for the app's hook longer than [`OUTBOX_BACKLOG_AGE`]: the hook keeps
+    /// failing, so the app has not learnt of payments or refunds. Raised at most once per that
+    /// age while it lasts.
+    OutboxBacklog {
+        /// The order of the oldest undelivered event.
+        out_trade_no: String,
+        /// The oldest undelivered event.
+        event_id: String,
+        /// How long it has waited, in seconds.
+        oldest_age_seconds: i64,
+        /// How many events failed in the delivery pass that found it.
+        failed_in_pass: usize,
+    },
 }
+
+/// How long an event may wait for the hook before it needs an operator (and shows in the
+/// console's "needs attention" list).
+pub const OUTBOX_BACKLOG_AGE: time::Duration = time::Duration::minutes(10);
 
 impl Alert {
     /// The order it is about, when it names one.
@@ -63,7 +101,8 @@ impl Alert {
             Alert::Mismatch { out_trade_no, .. }
             | Alert::DoublePayment { out_trade_no, .. }
             | Alert::UnknownOrder { out_trade_no, .. }
-            | Alert::RefundAbnormal { out_trade_no, .. } => Some(out_trade_no),
+            | Alert::RefundAbnormal { out_trade_no, .. }
+            | Alert::OutboxBacklog { out_trade_no, .. } => Some(out_trade_no),
             Alert::UnknownRefund { .. } => None,
         }
     }
@@ -73,21 +112,26 @@ impl Alert {
         match self {
             Alert::Mismatch { detail, .. } => detail.clone(),
             Alert::DoublePayment { transaction_id, .. } => format!(
-                "a second payment was reported for a paid order (transaction {})",
+                "{DOUBLE_PAYMENT_DETAIL} (transaction {})",
                 transaction_id.as_deref().unwrap_or("unknown")
             ),
-            Alert::UnknownOrder { paid: true, .. } => {
-                "a payment was notified for an order this store does not have".to_owned()
-            }
-            Alert::UnknownOrder { paid: false, .. } => {
-                "notification for an order this store does not have".to_owned()
-            }
+            Alert::UnknownOrder { paid: true, .. } => UNKNOWN_ORDER_PAID_DETAIL.to_owned(),
+            Alert::UnknownOrder { paid: false, .. } => UNKNOWN_ORDER_DETAIL.to_owned(),
             Alert::UnknownRefund { out_refund_no } => {
                 format!("refund notification for unknown refund {out_refund_no:?}")
             }
             Alert::RefundAbnormal { out_refund_no, .. } => {
                 format!("refund {out_refund_no} is ABNORMAL: resolve it in the merchant platform")
             }
+            Alert::OutboxBacklog {
+                event_id,
+                oldest_age_seconds,
+                failed_in_pass,
+                ..
+            } => format!(
+                "event {event_id} has waited {oldest_age_seconds} s for the event hook \
+                 ({failed_in_pass} deliveries failed in the last pass)"
+            ),
         }
     }
 }

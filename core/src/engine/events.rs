@@ -116,9 +116,10 @@ pub(super) async fn dispatch_once(inner: &Inner, hook: &dyn EventHook) -> bool {
         }
     };
     let mut all_delivered = true;
-    for event in events {
+    let mut failed = Vec::new();
+    for event in &events {
         let event_id = event.event_id();
-        match hook.on_event(&event).await {
+        match hook.on_event(event).await {
             Ok(()) => {
                 if let Err(error) = inner.store.mark_delivered(event_id).await {
                     tracing::warn!(%error, event_id, "marking an event delivered failed");
@@ -128,10 +129,44 @@ pub(super) async fn dispatch_once(inner: &Inner, hook: &dyn EventHook) -> bool {
             Err(error) => {
                 tracing::warn!(%error, event_id, "event hook failed; will retry");
                 all_delivered = false;
+                failed.push(event);
             }
         }
     }
+    // Oldest first, so the first failure is the one that has waited longest.
+    if let Some(oldest) = failed.first() {
+        alert_if_backlogged(inner, oldest, failed.len());
+    }
     all_delivered
+}
+
+/// Raises [`Alert::OutboxBacklog`](super::Alert::OutboxBacklog) when `oldest` has waited past
+/// the backlog age, once per that age.
+fn alert_if_backlogged(inner: &Inner, oldest: &Event, failed_in_pass: usize) {
+    let now = inner.clock.now();
+    let waited = now - oldest.created_at();
+    if waited < super::alerts::OUTBOX_BACKLOG_AGE {
+        return;
+    }
+    {
+        let mut last = inner
+            .last_backlog_alert
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| now - at < super::alerts::OUTBOX_BACKLOG_AGE) {
+            return;
+        }
+        *last = Some(now);
+    }
+    super::alerts::raise(
+        inner,
+        super::Alert::OutboxBacklog {
+            out_trade_no: oldest.out_trade_no().to_string(),
+            event_id: oldest.event_id().to_owned(),
+            oldest_age_seconds: waited.whole_seconds(),
+            failed_in_pass,
+        },
+    );
 }
 
 async fn reconcile_forever(inner: Arc<Inner>) {

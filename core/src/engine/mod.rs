@@ -34,7 +34,9 @@ mod admin;
 mod admin_api;
 mod alerts;
 mod checkout;
+mod console;
 mod events;
+mod metrics;
 mod notify;
 mod openid;
 mod precreate;
@@ -44,7 +46,7 @@ mod reply;
 mod status;
 
 pub use admin::{AdminToken, REFUND_BODY_LIMIT};
-pub use alerts::Alert;
+pub use alerts::{Alert, OUTBOX_BACKLOG_AGE};
 pub use checkout::{AmountRange, Checkout, CheckoutPolicy, CheckoutRejection, CheckoutRequest};
 pub use events::{BackgroundTasks, EventHook, HookError, PaidHook};
 pub use openid::{
@@ -101,6 +103,18 @@ pub enum Route {
     /// `GET {prefix}/admin/outbox`: events not yet delivered to the hook, and the oldest's age
     /// (with an [`AdminToken`]).
     AdminOutbox,
+    /// `GET {prefix}/admin/attention`: what needs an operator: recent mismatches (double
+    /// payments and payments of unknown orders among them), `ABNORMAL` refunds, and events
+    /// undelivered for over 10 minutes (with an [`AdminToken`]).
+    AdminAttention,
+    /// `GET {prefix}/admin/metrics`: Prometheus text (with an [`AdminToken`]).
+    AdminMetrics,
+    /// `GET {prefix}/admin/console`: the operator console, one static page that asks for the
+    /// admin token and calls the JSON routes with it (mounted with an [`AdminToken`]; the page
+    /// itself holds no data, so it is served without one).
+    AdminConsole,
+    /// `GET {prefix}/admin/console/{asset}`: the console's script and style sheet.
+    AdminConsoleAsset,
 }
 
 impl Route {
@@ -115,12 +129,16 @@ impl Route {
     ];
 
     /// The routes an [`AdminToken`] adds.
-    const ADMIN: [Route; 5] = [
+    const ADMIN: [Route; 9] = [
         Route::Refunds,
         Route::AdminOrders,
         Route::AdminOrder,
         Route::AdminOrderAction,
         Route::AdminOutbox,
+        Route::AdminAttention,
+        Route::AdminMetrics,
+        Route::AdminConsole,
+        Route::AdminConsoleAsset,
     ];
 
     /// The methods the route answers (any other gets 405).
@@ -154,7 +172,11 @@ impl Route {
             | Route::OpenidMe
             | Route::AdminOrders
             | Route::AdminOrder
-            | Route::AdminOutbox => Method::GET,
+            | Route::AdminOutbox
+            | Route::AdminAttention
+            | Route::AdminMetrics
+            | Route::AdminConsole
+            | Route::AdminConsoleAsset => Method::GET,
         }
     }
 
@@ -174,6 +196,10 @@ impl Route {
             Route::AdminOrder => "/admin/orders/{out_trade_no}",
             Route::AdminOrderAction => "/admin/orders/{out_trade_no}/{action}",
             Route::AdminOutbox => "/admin/outbox",
+            Route::AdminAttention => "/admin/attention",
+            Route::AdminMetrics => "/admin/metrics",
+            Route::AdminConsole => "/admin/console",
+            Route::AdminConsoleAsset => "/admin/console/{asset}",
         }
     }
 
@@ -191,6 +217,10 @@ impl Route {
             Route::AdminOrder => "admin_order",
             Route::AdminOrderAction => "admin_order_action",
             Route::AdminOutbox => "admin_outbox",
+            Route::AdminAttention => "admin_attention",
+            Route::AdminMetrics => "admin_metrics",
+            Route::AdminConsole => "admin_console",
+            Route::AdminConsoleAsset => "admin_console_asset",
         }
     }
 }
@@ -420,6 +450,8 @@ impl EngineBuilder {
                 status_queries: status::QueryThrottle::default(),
                 reconcile_walk: reconcile::Walk::default(),
                 last_prune: std::sync::Mutex::new(None),
+                metrics: metrics::Metrics::default(),
+                last_backlog_alert: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -450,6 +482,10 @@ pub(crate) struct Inner {
     pub(crate) reconcile_walk: reconcile::Walk,
     /// When this engine last pruned.
     pub(crate) last_prune: std::sync::Mutex<Option<time::OffsetDateTime>>,
+    /// The counters the metrics route reports.
+    pub(crate) metrics: metrics::Metrics,
+    /// When this engine last raised the outbox-backlog alert.
+    pub(crate) last_backlog_alert: std::sync::Mutex<Option<time::OffsetDateTime>>,
 }
 
 impl fmt::Debug for Engine {
@@ -564,7 +600,11 @@ impl Engine {
             | Route::OpenidMe
             | Route::AdminOrders
             | Route::AdminOrder
-            | Route::AdminOutbox => 0,
+            | Route::AdminOutbox
+            | Route::AdminAttention
+            | Route::AdminMetrics
+            | Route::AdminConsole
+            | Route::AdminConsoleAsset => 0,
         }
     }
 
@@ -676,7 +716,10 @@ impl Engine {
             Route::AdminOrders
             | Route::AdminOrder
             | Route::AdminOrderAction
-            | Route::AdminOutbox => admin_api::handle(&self.inner, route, path, request).await,
+            | Route::AdminOutbox
+            | Route::AdminAttention
+            | Route::AdminMetrics => admin_api::handle(&self.inner, route, path, request).await,
+            Route::AdminConsole | Route::AdminConsoleAsset => console::serve(path),
             // The openid routes are only routed with their settings (see `route`).
             _ => reply::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such wxpay route"),
         }

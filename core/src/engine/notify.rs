@@ -15,8 +15,13 @@ use super::{Alert, Inner};
 
 pub(super) async fn handle(inner: &Inner, headers: &HeaderMap, body: &Bytes) -> Response<Bytes> {
     match inner.provider.verify_notification(headers, body).await {
-        Ok(notification) => apply(inner, &notification).await,
+        Ok(notification) => {
+            let response = apply(inner, &notification).await;
+            inner.metrics.notification_answered(response.status());
+            response
+        }
         Err(rejection) => {
+            inner.metrics.notification_refused(rejection.kind);
             match rejection.kind {
                 RejectionKind::Probe => {
                     tracing::info!("signature probe refused, as the upstream expects");

@@ -76,7 +76,11 @@ pub(super) async fn handle(
     if let Some(params) = reusable_params(inner, &order) {
         return success(&order.out_trade_no, &params);
     }
-    let prepay = match inner.provider.prepay(&order, client_ip).await {
+    let prepay = match inner
+        .metrics
+        .upstream("prepay", inner.provider.prepay(&order, client_ip))
+        .await
+    {
         Ok(prepay) => prepay,
         Err(error) => {
             // The order stays as it was (CREATED, or PENDING with an expired prepay_id): a retry

@@ -311,7 +311,11 @@ async fn settle_without_query(inner: &Inner, order: &Order, now: OffsetDateTime)
 
 /// Asks the upstream about `order` and moves it where the answer says.
 async fn settle(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
-    let upstream = match inner.provider.query(order).await {
+    let upstream = match inner
+        .metrics
+        .upstream("query", inner.provider.query(order))
+        .await
+    {
         Ok(upstream) => upstream,
         Err(error) => {
             tracing::warn!(%error, out_trade_no = %order.out_trade_no, "reconcile query failed");
@@ -360,7 +364,11 @@ async fn settle(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
                 }
             }
         }
-        PaymentState::NotPaid if expired(order, now) => match inner.provider.close(order).await {
+        PaymentState::NotPaid if expired(order, now) => match inner
+            .metrics
+            .upstream("close", inner.provider.close(order))
+            .await
+        {
             Ok(()) => close_locally(inner, order).await,
             Err(error) => {
                 tracing::warn!(%error, out_trade_no = %order.out_trade_no, "closing an expired order failed");

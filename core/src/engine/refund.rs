@@ -201,7 +201,11 @@ pub(super) async fn submit(
     order: &Order,
     refund: Refund,
 ) -> Result<Refund, RefundError> {
-    match inner.provider.refund(order, &refund).await {
+    match inner
+        .metrics
+        .upstream("refund", inner.provider.refund(order, &refund))
+        .await
+    {
         Ok(report) => Ok(record_report(inner, order, &refund, &report, None)
             .await?
             .unwrap_or(refund)),
@@ -452,7 +456,11 @@ pub(super) async fn reconcile(inner: &Inner) -> RefundReconcileReport {
                 continue;
             }
         };
-        match inner.provider.query_refund(&order, &refund).await {
+        match inner
+            .metrics
+            .upstream("query_refund", inner.provider.query_refund(&order, &refund))
+            .await
+        {
             Ok(upstream) => match record_report(inner, &order, &refund, &upstream, None).await {
                 Ok(Some(after)) if after.status != RefundStatus::Processing => report.settled += 1,
                 Ok(_) => {}

@@ -221,7 +221,11 @@ fn status_reply(order: &Order, view: View) -> StatusReply<'_> {
 
 /// Asks the upstream; a payment it reports is applied exactly as a notification would be.
 async fn refresh_from_upstream(inner: &Inner, order: &Order) -> Option<Order> {
-    let report = match inner.provider.query(order).await {
+    let report = match inner
+        .metrics
+        .upstream("query", inner.provider.query(order))
+        .await
+    {
         Ok(report) => report,
         Err(error) => {
             tracing::debug!(%error, "status query failed; answering from the store");

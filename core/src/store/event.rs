@@ -38,6 +38,14 @@ impl Event {
         }
     }
 
+    /// When the event was written (with the change it reports).
+    pub fn created_at(&self) -> OffsetDateTime {
+        match self {
+            Event::Paid(event) => event.created_at,
+            Event::Refund(event) => event.created_at,
+        }
+    }
+
     /// When the app confirmed delivery, if it did.
     pub fn delivered_at(&self) -> Option<OffsetDateTime> {
         match self {
