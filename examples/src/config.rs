@@ -90,7 +90,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `WXPAY_ADMIN_TOKEN` | the operator's bearer token (≥ 32 characters, no spaces): mounts `POST`/`GET {prefix}/orders/{out_trade_no}/refunds`, which require `Authorization: Bearer <token>` | unset: no operator routes |
+//! | `WXPAY_ADMIN_TOKEN` | the operator's bearer token (≥ 32 characters, no spaces): mounts the refund routes `POST`/`GET {prefix}/orders/{out_trade_no}/refunds`, the admin API `{prefix}/admin/…` (metrics included), which require `Authorization: Bearer <token>`, and the console at `{prefix}/admin/console` | unset: no operator routes |
 //!
 //! Secrets (`WXPAY_ADMIN_TOKEN`, `WXPAY_APIV3_KEY`, `WXPAY_API_KEY`, `WXPAY_GATEWAY_APP_KEY`, `WXPAY_QFPAY_CLIENT_KEY`,
 //! `WXPAY_WEIDOUFU_SECRET_KEY`, `WXPAY_APP_SECRET`, `WXPAY_OPENID_TOKEN_KEY`, key files) are never
@@ -318,7 +318,7 @@ pub struct ShopConfig {
     pub bind: SocketAddr,
     /// `DATABASE_URL`.
     pub database_url: String,
-    /// `WXPAY_ADMIN_TOKEN`: mounts the operator routes (refunds) when set.
+    /// `WXPAY_ADMIN_TOKEN`: mounts the operator routes (refunds, admin API, console) when set.
     pub admin_token: Option<AdminToken>,
     /// `WXPAY_PROVIDER`.
     pub provider: ProviderKind,

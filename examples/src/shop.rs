@@ -407,12 +407,14 @@ impl Shop {
         }
         lines.push(if self.admin_routes {
             format!(
-                "  operator:    POST/GET {p}/orders/{{out_trade_no}}/refunds \
-                 (Authorization: Bearer $WXPAY_ADMIN_TOKEN)",
+                "  operator:    POST/GET {p}/orders/{{out_trade_no}}/refunds, {p}/admin/… \
+                 (Authorization: Bearer $WXPAY_ADMIN_TOKEN)\n  console:     {p}/admin/console \
+                 (sign in with $WXPAY_ADMIN_TOKEN)",
                 p = self.engine.prefix()
             )
         } else {
-            "  operator:    off (set WXPAY_ADMIN_TOKEN to refund over HTTP)".to_owned()
+            "  operator:    off (set WXPAY_ADMIN_TOKEN for refunds, the admin API and the console)"
+                .to_owned()
         });
         lines.join("\n")
     }

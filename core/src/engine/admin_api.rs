@@ -1,6 +1,6 @@
 //! The operator's JSON API under `{prefix}/admin/`, behind the admin token like the refund
-//! routes: the order list, one order with its history, the outbox backlog, and the actions
-//! `query`, `close` and `redeliver`. Every answer carries `Cache-Control: no-store`; every
+//! routes: the order list, one order with its history, the outbox backlog, what needs
+//! attention, the metrics, and the actions `query`, `close` and `redeliver`. Every answer carries `Cache-Control: no-store`; every
 //! action is logged (target `wxpay::admin`) with what it changed, never with the token.
 
 use base64::Engine as _;
