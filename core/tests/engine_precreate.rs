@@ -606,11 +606,12 @@ impl CheckoutPolicy for Catalogue {
                 ));
             }
         };
-        Ok(Checkout {
-            amount: Amount::from_fen(fen).unwrap(),
-            description: Description::try_from("Coffee").unwrap(),
-            attach: Some("product=coffee".try_into().unwrap()),
-        })
+        // The shop numbers its own orders: the client's choice is ignored.
+        Ok(Checkout::new(
+            Amount::from_fen(fen).unwrap(),
+            Description::try_from("Coffee").unwrap(),
+        )
+        .with_attach("product=coffee".try_into().unwrap()))
     }
 }
 
@@ -647,6 +648,20 @@ async fn a_checkout_policy_prices_and_authorises_server_side() {
     assert_eq!(reply.status, StatusCode::OK);
     let order = h.store.order(&reply.out_trade_no()).await;
     assert_eq!(order.amount.fen(), 1800, "the client's amount is ignored");
+    // A client-chosen number is not honoured by this policy: the engine generated one.
+    let chosen = h
+        .call(
+            Method::POST,
+            "/wxpay/precreate",
+            &[("x-session", "s1")],
+            json_bytes(
+                &json!({"openid": OPENID, "product": "coffee", "out_trade_no": "CLIENTPICKED1"}),
+            ),
+        )
+        .await;
+    assert_eq!(chosen.status, StatusCode::OK);
+    assert_ne!(chosen.out_trade_no(), "CLIENTPICKED1");
+    assert!(h.store.try_order("CLIENTPICKED1").await.is_none());
     assert_eq!(order.description.as_str(), "Coffee");
     assert_eq!(order.attach.unwrap().as_str(), "product=coffee");
 }

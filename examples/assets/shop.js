@@ -149,7 +149,10 @@
     setBusy(true);
     $("result").hidden = true;
     setStatus("Creating the order…");
-    var body = flow ? { product_id: product.id } : { openid: openid, product_id: product.id };
+    // The price shown is sent too: the catalog shop refuses it if it is not the current price,
+    // and an amount-mode shop (WXPAY_CHECKOUT=amount) charges it.
+    var body = { product_id: product.id, amount: product.price_fen };
+    if (!flow) { body.openid = openid; }
     request("POST", config.prefix + "/precreate", body)
       .then(function (r) {
         if (r.status === 401 && flow) {

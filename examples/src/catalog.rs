@@ -99,16 +99,29 @@ impl CheckoutPolicy for CatalogPolicy {
                 "no product with this product_id",
             )
         })?;
+        // A page that shows one price and sends another is out of date or tampered with:
+        // refuse rather than charge a price the payer did not see.
+        if let Some(sent) = request.amount
+            && sent != product.price_fen
+        {
+            return Err(CheckoutRejection::new(
+                StatusCode::BAD_REQUEST,
+                "AMOUNT_MISMATCH",
+                format!(
+                    "amount {sent} fen is not the price of {} ({} fen)",
+                    product.id, product.price_fen
+                ),
+            ));
+        }
         let amount =
             Amount::from_fen(product.price_fen).map_err(|e| CheckoutRejection::invalid(&e))?;
         let description =
             Description::try_from(product.name).map_err(|e| CheckoutRejection::invalid(&e))?;
         let attach = Attach::try_from(product.id).map_err(|e| CheckoutRejection::invalid(&e))?;
-        Ok(Checkout {
-            amount,
-            description,
-            attach: Some(attach),
-        })
+        // The client may pick the number (a retry of the same purchase is the same order).
+        Ok(Checkout::new(amount, description)
+            .with_attach(attach)
+            .with_out_trade_no(request.out_trade_no.clone()))
     }
 }
 
@@ -132,7 +145,24 @@ mod tests {
     #[tokio::test]
     async fn the_price_comes_from_the_catalog_not_the_page() {
         let policy = CatalogPolicy::new(Catalog::demo());
-        let checkout = policy
+        for amount in [None, Some(3800)] {
+            let checkout = policy
+                .checkout(
+                    &request(serde_json::json!({"product_id": "green-tea"}), amount),
+                    &HeaderMap::new(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(checkout.amount.fen(), 3800);
+            assert_eq!(checkout.description.as_str(), "Green tea (250 g)");
+            assert_eq!(checkout.attach.unwrap().as_str(), "green-tea");
+        }
+    }
+
+    #[tokio::test]
+    async fn another_amount_than_the_price_is_refused() {
+        let policy = CatalogPolicy::new(Catalog::demo());
+        let e = policy
             .checkout(
                 &request(
                     serde_json::json!({"product_id": "green-tea", "amount": 1}),
@@ -141,10 +171,12 @@ mod tests {
                 &HeaderMap::new(),
             )
             .await
-            .unwrap();
-        assert_eq!(checkout.amount.fen(), 3800);
-        assert_eq!(checkout.description.as_str(), "Green tea (250 g)");
-        assert_eq!(checkout.attach.unwrap().as_str(), "green-tea");
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::BAD_REQUEST, "AMOUNT_MISMATCH")
+        );
+        assert!(e.message.contains("3800"), "{}", e.message);
     }
 
     #[tokio::test]

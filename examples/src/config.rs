@@ -86,6 +86,13 @@
 //! flow with `qfpay`, WeChat's with `WXPAY_APPID` + `WXPAY_APP_SECRET`). Without them the page
 //! sends the openid of its `?openid=` query.
 //!
+//! Checkout (how an order is priced):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WXPAY_CHECKOUT` | `catalog`: the page sends `{product_id}` and the shop's catalog sets the price (an `amount` other than it is `400 AMOUNT_MISMATCH`); `amount`: the client's amount in fen, as seed 000 (`{openid, amount}`) and seed 001 (`pay_amount`) send it | `catalog` |
+//! | `WXPAY_AMOUNT_MIN` / `WXPAY_AMOUNT_MAX` | in `amount` mode, the accepted range in fen (outside it: `400 AMOUNT_OUT_OF_RANGE`; 0, negatives, fractions and strings: `400 INVALID_FIELD`) | `1` / `1000000` |
+//!
 //! Operations:
 //!
 //! | variable | meaning | default |
@@ -100,7 +107,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use wxpay_core::engine::{AdminToken, OpenidMode};
-use wxpay_core::fields::{Currency, NotifyUrl};
+use wxpay_core::fields::{Amount, Currency, NotifyUrl};
 use wxpay_core::gateway::{AppKey, GatewayConfig};
 use wxpay_core::openid::{AppSecret, OpenidTokenKey};
 use wxpay_core::qfpay::{ClientKey, QfpayConfig};
@@ -320,6 +327,8 @@ pub struct ShopConfig {
     pub database_url: String,
     /// `WXPAY_ADMIN_TOKEN`: mounts the operator routes (refunds, admin API, console) when set.
     pub admin_token: Option<AdminToken>,
+    /// `WXPAY_CHECKOUT`, `WXPAY_AMOUNT_MIN`, `WXPAY_AMOUNT_MAX`.
+    pub checkout: CheckoutMode,
     /// `WXPAY_PROVIDER`.
     pub provider: ProviderKind,
     /// `WXPAY_SIGN_TYPE` for `v2` in sandbox mode (the sandbox merchant is set up with it).
@@ -402,6 +411,7 @@ impl ShopConfig {
             _ => SignType::Md5,
         };
         let weidoufu_pay_type = weidoufu_pay_type(&get)?;
+        let checkout = checkout_mode(&get)?;
         let Some(switch) = get(provider.production_switch()) else {
             let sandbox_notify_url = get("WXPAY_NOTIFY_URL");
             if let Some(url) = &sandbox_notify_url {
@@ -419,6 +429,7 @@ impl ShopConfig {
                 bind,
                 database_url,
                 admin_token,
+                checkout,
                 provider,
                 sandbox_sign_type: sign_type,
                 weidoufu_pay_type,
@@ -452,6 +463,7 @@ impl ShopConfig {
             bind,
             database_url,
             admin_token,
+            checkout,
             provider,
             sandbox_sign_type: sign_type,
             weidoufu_pay_type,
@@ -768,6 +780,61 @@ pub fn weidoufu_pay_type(get: &impl Fn(&str) -> Option<String>) -> Result<PayTyp
     }
 }
 
+/// How the shop prices orders (`WXPAY_CHECKOUT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutMode {
+    /// `catalog`: the product catalog sets the price of `{product_id}`.
+    Catalog,
+    /// `amount`: the client's amount, accepted from `min` to `max` fen.
+    Amount {
+        /// `WXPAY_AMOUNT_MIN`.
+        min: Amount,
+        /// `WXPAY_AMOUNT_MAX`.
+        max: Amount,
+    },
+}
+
+/// The default range of `amount` mode: 1 fen to 10 000 yuan.
+const DEFAULT_AMOUNT_RANGE: (u64, u64) = (1, 1_000_000);
+
+/// Reads `WXPAY_CHECKOUT` and, in `amount` mode, its range.
+pub fn checkout_mode(get: &impl Fn(&str) -> Option<String>) -> Result<CheckoutMode, ConfigError> {
+    let fen = |name: &'static str, default: u64| -> Result<Amount, ConfigError> {
+        let Some(text) = get(name) else {
+            return Amount::from_fen(default).map_err(|e| ConfigError::new(name, e.to_string()));
+        };
+        let value: u64 = text.trim().parse().map_err(|_| {
+            ConfigError::new(name, format!("{text:?} is not a whole number of fen"))
+        })?;
+        Amount::from_fen(value)
+            .map_err(|e| ConfigError::new(name, e.to_string().replace("invalid amount: ", "")))
+    };
+    match get("WXPAY_CHECKOUT").map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(CheckoutMode::Catalog),
+        Some(mode) if mode == "catalog" => Ok(CheckoutMode::Catalog),
+        Some(mode) if mode == "amount" => {
+            let min = fen("WXPAY_AMOUNT_MIN", DEFAULT_AMOUNT_RANGE.0)?;
+            let max = fen("WXPAY_AMOUNT_MAX", DEFAULT_AMOUNT_RANGE.1)?;
+            if min > max {
+                return Err(ConfigError::new(
+                    "WXPAY_AMOUNT_MIN",
+                    format!(
+                        "{} fen is above WXPAY_AMOUNT_MAX ({} fen)",
+                        min.fen(),
+                        max.fen()
+                    ),
+                ));
+            }
+            Ok(CheckoutMode::Amount { min, max })
+        }
+        Some(_) => Err(ConfigError::new(
+            "WXPAY_CHECKOUT",
+            "must be catalog (the shop's products set the price) or amount (the client's \
+             amount in fen, as seeds 000 and 001 send it)",
+        )),
+    }
+}
+
 /// The openid settings; `sandbox` picks the defaults of sandbox mode (token mode, generated key,
 /// the sandbox's WeChat app).
 fn openid_settings(
@@ -977,6 +1044,61 @@ mod tests {
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert!(c.ignored.is_empty());
+    }
+
+    #[test]
+    fn checkout_is_catalog_by_default_and_amount_mode_has_a_range() {
+        assert_eq!(config(&[]).unwrap().checkout, CheckoutMode::Catalog);
+        let fen = |n| Amount::from_fen(n).unwrap();
+        assert_eq!(
+            config(&[("WXPAY_CHECKOUT", "amount")]).unwrap().checkout,
+            CheckoutMode::Amount {
+                min: fen(1),
+                max: fen(1_000_000)
+            }
+        );
+        assert_eq!(
+            config(&[
+                ("WXPAY_CHECKOUT", " Amount "),
+                ("WXPAY_AMOUNT_MIN", "100"),
+                ("WXPAY_AMOUNT_MAX", "500"),
+            ])
+            .unwrap()
+            .checkout,
+            CheckoutMode::Amount {
+                min: fen(100),
+                max: fen(500)
+            }
+        );
+        for (vars, key) in [
+            (&[("WXPAY_CHECKOUT", "free")][..], "WXPAY_CHECKOUT"),
+            (
+                &[("WXPAY_CHECKOUT", "amount"), ("WXPAY_AMOUNT_MIN", "0")][..],
+                "WXPAY_AMOUNT_MIN",
+            ),
+            (
+                &[("WXPAY_CHECKOUT", "amount"), ("WXPAY_AMOUNT_MAX", "1.5")][..],
+                "WXPAY_AMOUNT_MAX",
+            ),
+            (
+                &[
+                    ("WXPAY_CHECKOUT", "amount"),
+                    ("WXPAY_AMOUNT_MAX", "4294967296"),
+                ][..],
+                "WXPAY_AMOUNT_MAX",
+            ),
+            (
+                &[
+                    ("WXPAY_CHECKOUT", "amount"),
+                    ("WXPAY_AMOUNT_MIN", "500"),
+                    ("WXPAY_AMOUNT_MAX", "100"),
+                ][..],
+                "WXPAY_AMOUNT_MIN",
+            ),
+        ] {
+            let error = config(vars).unwrap_err();
+            assert_eq!(error.variable, key, "{vars:?}: {error}");
+        }
     }
 
     #[test]

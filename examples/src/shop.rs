@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use wxpay_core::engine::{Engine, EventHook, HookError, OpenidConfig, OpenidMode};
-use wxpay_core::fields::NotifyUrl;
+use wxpay_core::engine::{
+    AmountRange, CheckoutPolicy, Engine, EventHook, HookError, OpenidConfig, OpenidMode,
+};
+use wxpay_core::fields::{Description, NotifyUrl};
 use wxpay_core::gateway::{AppKey, GatewayClient, GatewayConfig};
 use wxpay_core::openid::{
     AppSecret, MiniProgramLogin, OfficialAccountOAuth, OpenidTokenKey, QfpayOAuth,
@@ -30,7 +32,9 @@ use wxpay_core::weidoufu::{PayType, SecretKey, WeidoufuClient, WeidoufuConfig};
 use wxpay_sandbox::{Sandbox, SandboxConfig, V2SignType};
 
 use crate::catalog::{Catalog, CatalogPolicy};
-use crate::config::{ConfigError, OpenidSettings, ProviderKind, ShopConfig, Upstream};
+use crate::config::{
+    CheckoutMode, ConfigError, OpenidSettings, ProviderKind, ShopConfig, Upstream,
+};
 
 /// The demo payer's openid in sandbox mode (real apps get it through WeChat OAuth).
 pub const SANDBOX_OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
@@ -46,6 +50,8 @@ pub struct Shop {
     openid_mode: Option<OpenidMode>,
     /// Whether the operator routes are mounted (`WXPAY_ADMIN_TOKEN`).
     admin_routes: bool,
+    /// How orders are priced (`WXPAY_CHECKOUT`).
+    checkout: CheckoutMode,
     database_url: String,
     ignored: Vec<&'static str>,
     _tasks: wxpay_core::engine::BackgroundTasks,
@@ -252,8 +258,17 @@ impl Shop {
                 }
             };
         let catalog = Catalog::demo();
+        let policy: Arc<dyn CheckoutPolicy> = match config.checkout {
+            CheckoutMode::Catalog => Arc::new(CatalogPolicy::new(catalog.clone())),
+            CheckoutMode::Amount { min, max } => Arc::new(AmountRange::new(
+                min,
+                max,
+                Description::try_from("Payment")
+                    .map_err(|e| ConfigError::new("WXPAY_CHECKOUT", e.to_string()))?,
+            )),
+        };
         let mut builder = Engine::builder(provider, Arc::new(store))
-            .checkout_policy(Arc::new(CatalogPolicy::new(catalog.clone())))
+            .checkout_policy(policy)
             .event_hook(Arc::new(LogEventsHook));
         let openid = openid_config(
             config.openid,
@@ -282,6 +297,7 @@ impl Shop {
             api_base,
             openid_mode,
             admin_routes,
+            checkout: config.checkout,
             database_url: config.database_url,
             ignored: config.ignored,
             _tasks: tasks,
@@ -381,6 +397,16 @@ impl Shop {
                 self.api_base
             )),
         }
+        lines.push(match self.checkout {
+            CheckoutMode::Catalog => {
+                "  checkout:    WXPAY_CHECKOUT=catalog (the catalog sets the price)".to_owned()
+            }
+            CheckoutMode::Amount { min, max } => format!(
+                "  checkout:    WXPAY_CHECKOUT=amount (the client's amount, {}..={} fen)",
+                min.fen(),
+                max.fen()
+            ),
+        });
         lines.push(format!(
             "  provider:    WXPAY_PROVIDER={} ({})",
             self.provider,

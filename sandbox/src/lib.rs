@@ -341,6 +341,19 @@ impl Sandbox {
         *lock(&self.shared.refund_behaviour) = behaviour;
     }
 
+    /// The shop's numbers of every order the sandbox was asked to create (any protocol), sorted:
+    /// what a test reads to see whether a request reached the upstream.
+    pub fn order_numbers(&self) -> Vec<String> {
+        let orders = lock(&self.shared.orders);
+        let mut numbers: Vec<String> = orders
+            .by_out_trade_no
+            .values()
+            .map(|order| order.shop_order_no().to_owned())
+            .collect();
+        numbers.sort_unstable();
+        numbers
+    }
+
     /// Every refund the sandbox holds, oldest first, as `GET /sandbox/refunds` lists them.
     pub fn refunds(&self) -> Vec<RefundView> {
         refunds::all(&self.shared)

@@ -226,8 +226,8 @@ async fn status_json(http: &reqwest::Client, base: &str, no: &str) -> Value {
     response.json().await.unwrap()
 }
 
-/// Precreates an order for the green tea and checks it is PENDING at the catalog's price (not
-/// the one the client sent); returns the client parameters.
+/// Precreates an order for the green tea and checks it is PENDING at the catalog's price (another
+/// price from the client is refused); returns the client parameters.
 async fn precreate_tea(sandbox: &Sandbox, base: &str) -> Value {
     let http = reqwest::Client::new();
     let products = get_json(&http, &format!("{base}/api/products")).await;
@@ -238,9 +238,19 @@ async fn precreate_tea(sandbox: &Sandbox, base: &str) -> Value {
         .find(|p| p["id"] == "green-tea")
         .unwrap()
         .clone();
-    let response = http
+    // A page that sends another price than the catalog's is refused, not charged it.
+    let tampered = http
         .post(format!("{base}/wxpay/precreate"))
         .json(&json!({"openid": OPENID, "product_id": "green-tea", "amount": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 400);
+    let refusal: Value = tampered.json().await.unwrap();
+    assert_eq!(refusal["code"], "AMOUNT_MISMATCH", "{refusal}");
+    let response = http
+        .post(format!("{base}/wxpay/precreate"))
+        .json(&json!({"openid": OPENID, "product_id": "green-tea", "amount": tea["price_fen"]}))
         .send()
         .await
         .unwrap();
@@ -735,6 +745,110 @@ async fn production_mode_against_the_sandbox(shop_name: &str, kind: Kind) {
         !output.contains(ADMIN_TOKEN),
         "the admin token must never be printed"
     );
+    drop(shop);
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `WXPAY_CHECKOUT=amount` in production mode: the seeds' own bodies are served as written
+/// (seed 000's `{openid, amount}`, seed 001's `{openid, pay_amount, title, biz_order_id, …}`),
+/// and a bad amount is refused before anything reaches the upstream.
+async fn amount_mode_serves_the_seed_bodies(shop_name: &str, kind: Kind) {
+    let binary = example_binary(shop_name);
+    let sandbox = kind.sandbox(SandboxConfig::for_tests()).await;
+    let dir = scratch_dir(&format!("{shop_name}-{}-amount", kind.provider()));
+    let port = free_port();
+    let mut env = kind.env(&sandbox, &dir, port);
+    env.push(("WXPAY_CHECKOUT", "amount".to_owned()));
+    let mut shop = Running::start(&binary, &dir, &env);
+    let base = format!("http://127.0.0.1:{port}");
+    shop.wait_healthy(&base, Duration::from_secs(60)).await;
+    assert!(
+        shop.output().contains("WXPAY_CHECKOUT=amount"),
+        "{}",
+        shop.output()
+    );
+    let http = reqwest::Client::new();
+    let precreate = |body: Value| {
+        let http = http.clone();
+        let url = format!("{base}/wxpay/precreate");
+        async move {
+            let response = http.post(url).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let refused = [
+        (json!({"openid": OPENID, "amount": 0}), "INVALID_FIELD"),
+        (
+            json!({"openid": OPENID, "amount": 2_147_483_648_u64}),
+            "INVALID_FIELD",
+        ),
+        (json!({"openid": OPENID, "amount": -1}), "INVALID_FIELD"),
+        (json!({"openid": OPENID, "amount": 1.5}), "INVALID_FIELD"),
+        (json!({"openid": OPENID, "amount": "100"}), "INVALID_FIELD"),
+        (json!({"openid": OPENID}), "INVALID_FIELD"),
+        (
+            json!({"openid": OPENID, "amount": 1_000_001}),
+            "AMOUNT_OUT_OF_RANGE",
+        ),
+        (
+            json!({"openid": OPENID, "pay_amount": 0, "title": "测试", "biz_order_id": "SEED001ZERO"}),
+            "INVALID_FIELD",
+        ),
+    ];
+    for (body, code) in refused {
+        let (status, answer) = precreate(body.clone()).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some(code)),
+            "{body} → {answer}"
+        );
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert!(
+        sandbox.order_numbers().is_empty(),
+        "a refused body reached the upstream: {:?}",
+        sandbox.order_numbers()
+    );
+
+    // Seed 000's request, as its mini program sends it.
+    let (status, params) = precreate(json!({"openid": OPENID, "amount": 100})).await;
+    assert_eq!(status, 200, "{params}");
+    let seed000 = params["out_trade_no"].as_str().unwrap().to_owned();
+    let order = status_json(&http, &base, &seed000).await;
+    assert_eq!(
+        (order["status"].as_str(), order["amount"].as_u64()),
+        (Some("PENDING"), Some(100))
+    );
+
+    // Seed 001's request: its names for amount, title and order number; its other fields
+    // (ip, notify_url, biz_id, ucid) are not the client's to decide and are ignored.
+    // 28 characters: within every upstream's limits (weidoufu takes 18 to 32).
+    let biz_order_id = format!("S001{}", wxpay_core::fields::OutTradeNo::generate());
+    let (status, params) = precreate(json!({
+        "ucid": "123",
+        "ip": "127.0.0.1",
+        "openid": OPENID,
+        "biz_order_id": biz_order_id,
+        "pay_amount": 1,
+        "title": "测试",
+        "notify_url": "http://attacker.example/notify",
+        "biz_id": "abc",
+        "extra": "342rewrs",
+    }))
+    .await;
+    assert_eq!(status, 200, "{params}");
+    assert_eq!(params["out_trade_no"], biz_order_id.as_str());
+    let order = status_json(&http, &base, &biz_order_id).await;
+    assert_eq!(order["amount"], 1);
+    assert_eq!(order["description"], "测试");
+    let mut reached = sandbox.order_numbers();
+    reached.sort_unstable();
+    let mut expected = vec![seed000, biz_order_id];
+    expected.sort_unstable();
+    assert_eq!(reached, expected);
     drop(shop);
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -1337,6 +1451,12 @@ macro_rules! provider_suite {
                     crate::Kind::$kind,
                 )
                 .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn amount_mode_serves_the_seed_bodies() {
+                crate::amount_mode_serves_the_seed_bodies(stringify!($shop), crate::Kind::$kind)
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

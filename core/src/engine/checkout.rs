@@ -33,6 +33,37 @@ pub struct Checkout {
     pub description: Description,
     /// Merchant data for the notification.
     pub attach: Option<Attach>,
+    /// The order number: `None` has the engine generate one. Return the client's
+    /// [`CheckoutRequest::out_trade_no`] to honour its choice (a retry with the same number is
+    /// then the same order), a number of the app's own, or refuse the request instead.
+    pub out_trade_no: Option<OutTradeNo>,
+}
+
+impl Checkout {
+    /// An order of `amount` described as `description`, without attach, whose number the
+    /// engine generates.
+    pub fn new(amount: Amount, description: Description) -> Self {
+        Self {
+            amount,
+            description,
+            attach: None,
+            out_trade_no: None,
+        }
+    }
+
+    /// With merchant data for the notification.
+    #[must_use]
+    pub fn with_attach(mut self, attach: Attach) -> Self {
+        self.attach = Some(attach);
+        self
+    }
+
+    /// With this order number (e.g. the client's, [`CheckoutRequest::out_trade_no`]).
+    #[must_use]
+    pub fn with_out_trade_no(mut self, out_trade_no: Option<OutTradeNo>) -> Self {
+        self.out_trade_no = out_trade_no;
+        self
+    }
 }
 
 /// A refusal by the policy, answered as `{"code", "message"}` with `status`.
@@ -77,7 +108,8 @@ pub trait CheckoutPolicy: Send + Sync + fmt::Debug {
 }
 
 /// The default policy: the client's amount, accepted within `min..=max` fen (seed 000's
-/// "custom amount" endpoint). Put a real policy in front of anything that sells goods.
+/// "custom amount" endpoint), and the client's order number when it sends one (seed 001's
+/// `biz_order_id`). Put a real policy in front of anything that sells goods.
 #[derive(Debug, Clone)]
 pub struct AmountRange {
     min: Amount,
@@ -150,6 +182,7 @@ impl CheckoutPolicy for AmountRange {
             amount,
             description,
             attach,
+            out_trade_no: request.out_trade_no.clone(),
         })
     }
 }

@@ -39,7 +39,8 @@ pub(super) async fn handle(
             return reply::error(rejection.status, &rejection.code, rejection.message);
         }
     };
-    let out_trade_no = request
+    // The policy decides the number: the client's, one of its own, or a generated one.
+    let out_trade_no = checkout
         .out_trade_no
         .clone()
         .unwrap_or_else(OutTradeNo::generate);
