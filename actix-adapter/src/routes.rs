@@ -75,7 +75,7 @@ fn register(cfg: &mut web::ServiceConfig, engine: Engine, config: Option<&WxPayC
         "invalid wxpay prefix {prefix:?}: it must be empty, or start with '/' and not end with one"
     );
     for route in engine.routes() {
-        let path = format!("{prefix}{}", route.path_template());
+        let path = route.mount_path(&prefix);
         let handler_engine = engine.clone();
         let handler = move |request: HttpRequest, payload: web::Payload| {
             let engine = handler_engine.clone();
@@ -96,7 +96,7 @@ fn register(cfg: &mut web::ServiceConfig, engine: Engine, config: Option<&WxPayC
 fn engine_path(engine: &Engine, route: Route, request: &HttpRequest) -> String {
     let template = route.path_template();
     if !template.contains('{') {
-        return format!("{}{template}", engine.prefix());
+        return route.mount_path(engine.prefix());
     }
     let count = template.split('/').filter(|s| !s.is_empty()).count();
     let segments: Vec<&str> = request.path().rsplit('/').take(count).collect();

@@ -91,6 +91,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `WXPAY_CHECKOUT` | `catalog`: the page sends `{product_id}` and the shop's catalog sets the price (an `amount` other than it is `400 AMOUNT_MISMATCH`); `amount`: the client's amount in fen, as seed 000 (`{openid, amount}`) and seed 001 (`pay_amount`) send it | `catalog` |
+//! | `WXPAY_SEED000_COMPAT` | `1`: also mount seed 000's own route, `POST /wx_payment.WxPaymentService/jsapi` (`{openid, amount}` in, `{timestamp, nonceStr, package, signType, paySign}` out, gRPC-gateway errors); use it with `amount` | off |
 //! | `WXPAY_AMOUNT_MIN` / `WXPAY_AMOUNT_MAX` | in `amount` mode, the accepted range in fen (outside it: `400 AMOUNT_OUT_OF_RANGE`; 0, negatives, fractions and strings: `400 INVALID_FIELD`) | `1` / `1000000` |
 //!
 //! Operations:
@@ -329,6 +330,8 @@ pub struct ShopConfig {
     pub admin_token: Option<AdminToken>,
     /// `WXPAY_CHECKOUT`, `WXPAY_AMOUNT_MIN`, `WXPAY_AMOUNT_MAX`.
     pub checkout: CheckoutMode,
+    /// `WXPAY_SEED000_COMPAT=1`: mount seed 000's own route.
+    pub seed000_compat: bool,
     /// `WXPAY_PROVIDER`.
     pub provider: ProviderKind,
     /// `WXPAY_SIGN_TYPE` for `v2` in sandbox mode (the sandbox merchant is set up with it).
@@ -412,6 +415,16 @@ impl ShopConfig {
         };
         let weidoufu_pay_type = weidoufu_pay_type(&get)?;
         let checkout = checkout_mode(&get)?;
+        let seed000_compat = match get("WXPAY_SEED000_COMPAT").as_deref().map(str::trim) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "WXPAY_SEED000_COMPAT",
+                    "must be 1 (mount /wx_payment.WxPaymentService/jsapi) or 0",
+                ));
+            }
+        };
         let Some(switch) = get(provider.production_switch()) else {
             let sandbox_notify_url = get("WXPAY_NOTIFY_URL");
             if let Some(url) = &sandbox_notify_url {
@@ -430,6 +443,7 @@ impl ShopConfig {
                 database_url,
                 admin_token,
                 checkout,
+                seed000_compat,
                 provider,
                 sandbox_sign_type: sign_type,
                 weidoufu_pay_type,
@@ -464,6 +478,7 @@ impl ShopConfig {
             database_url,
             admin_token,
             checkout,
+            seed000_compat,
             provider,
             sandbox_sign_type: sign_type,
             weidoufu_pay_type,

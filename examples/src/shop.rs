@@ -52,6 +52,8 @@ pub struct Shop {
     admin_routes: bool,
     /// How orders are priced (`WXPAY_CHECKOUT`).
     checkout: CheckoutMode,
+    /// Whether seed 000's own route is mounted (`WXPAY_SEED000_COMPAT`).
+    seed000_compat: bool,
     database_url: String,
     ignored: Vec<&'static str>,
     _tasks: wxpay_core::engine::BackgroundTasks,
@@ -269,6 +271,7 @@ impl Shop {
         };
         let mut builder = Engine::builder(provider, Arc::new(store))
             .checkout_policy(policy)
+            .seed000_compat(config.seed000_compat)
             .event_hook(Arc::new(LogEventsHook));
         let openid = openid_config(
             config.openid,
@@ -298,6 +301,7 @@ impl Shop {
             openid_mode,
             admin_routes,
             checkout: config.checkout,
+            seed000_compat: config.seed000_compat,
             database_url: config.database_url,
             ignored: config.ignored,
             _tasks: tasks,
@@ -407,6 +411,12 @@ impl Shop {
                 max.fen()
             ),
         });
+        if self.seed000_compat {
+            lines.push(format!(
+                "  seed 000:    POST {} (WXPAY_SEED000_COMPAT=1)",
+                wxpay_core::engine::SEED000_JSAPI_PATH
+            ));
+        }
         lines.push(format!(
             "  provider:    WXPAY_PROVIDER={} ({})",
             self.provider,

@@ -760,6 +760,7 @@ async fn amount_mode_serves_the_seed_bodies(shop_name: &str, kind: Kind) {
     let port = free_port();
     let mut env = kind.env(&sandbox, &dir, port);
     env.push(("WXPAY_CHECKOUT", "amount".to_owned()));
+    env.push(("WXPAY_SEED000_COMPAT", "1".to_owned()));
     let mut shop = Running::start(&binary, &dir, &env);
     let base = format!("http://127.0.0.1:{port}");
     shop.wait_healthy(&base, Duration::from_secs(60)).await;
@@ -844,11 +845,48 @@ async fn amount_mode_serves_the_seed_bodies(shop_name: &str, kind: Kind) {
     let order = status_json(&http, &base, &biz_order_id).await;
     assert_eq!(order["amount"], 1);
     assert_eq!(order["description"], "测试");
-    let mut reached = sandbox.order_numbers();
-    reached.sort_unstable();
-    let mut expected = vec![seed000, biz_order_id];
-    expected.sort_unstable();
-    assert_eq!(reached, expected);
+    assert_eq!(sandbox.order_numbers().len(), 2);
+    assert!(
+        [&seed000, &biz_order_id]
+            .iter()
+            .all(|no| sandbox.order_numbers().contains(no))
+    );
+
+    // Seed 000's own route (WXPAY_SEED000_COMPAT=1): its keys exactly, its gRPC errors.
+    let compat = format!("{base}/wx_payment.WxPaymentService/jsapi");
+    let answer = http
+        .post(&compat)
+        .json(&json!({"openid": OPENID, "amount": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    let mut keys: Vec<&str> = answer
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["nonceStr", "package", "paySign", "signType", "timestamp"],
+        "{answer}"
+    );
+    let refused = http
+        .post(&compat)
+        .json(&json!({"openid": OPENID, "amount": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(
+        (refused["code"].as_u64(), &refused["details"]),
+        (Some(3), &json!([]))
+    );
+    assert_eq!(sandbox.order_numbers().len(), 3);
     drop(shop);
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);

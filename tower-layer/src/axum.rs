@@ -70,7 +70,7 @@ where
     };
     let mut router = Router::new();
     for route in engine.routes() {
-        let path = format!("{prefix}{}", route.path_template());
+        let path = route.mount_path(&prefix);
         router = router.route(&path, any(handler.clone()));
     }
     router.layer(axum::Extension(engine))

@@ -43,6 +43,7 @@ mod precreate;
 mod reconcile;
 mod refund;
 mod reply;
+mod seed000;
 mod status;
 
 pub use admin::{AdminToken, REFUND_BODY_LIMIT};
@@ -59,6 +60,7 @@ pub use reconcile::{
 };
 pub use refund::{RefundError, RefundOutcome, RefundReconcileReport, RefundRequest};
 pub use reply::ErrorBody;
+pub use seed000::SEED000_JSAPI_PATH;
 
 /// The default route prefix.
 pub const DEFAULT_PREFIX: &str = "/wxpay";
@@ -115,6 +117,10 @@ pub enum Route {
     AdminConsole,
     /// `GET {prefix}/admin/console/{asset}`: the console's script and style sheet.
     AdminConsoleAsset,
+    /// `POST /wx_payment.WxPaymentService/jsapi` (outside the prefix): seed 000's own contract,
+    /// `{openid, amount}` in, `{timestamp, nonceStr, package, signType, paySign}` out, errors as
+    /// grpc-gateway writes them (with [`EngineBuilder::seed000_compat`]).
+    Seed000Jsapi,
 }
 
 impl Route {
@@ -165,7 +171,8 @@ impl Route {
             | Route::Notify
             | Route::OpenidSession
             | Route::Refunds
-            | Route::AdminOrderAction => Method::POST,
+            | Route::AdminOrderAction
+            | Route::Seed000Jsapi => Method::POST,
             Route::OrderStatus
             | Route::OpenidAuthorize
             | Route::OpenidCallback
@@ -200,6 +207,16 @@ impl Route {
             Route::AdminMetrics => "/admin/metrics",
             Route::AdminConsole => "/admin/console",
             Route::AdminConsoleAsset => "/admin/console/{asset}",
+            Route::Seed000Jsapi => SEED000_JSAPI_PATH,
+        }
+    }
+
+    /// Where the route is mounted under `prefix`: `prefix` + [`Route::path_template`], except
+    /// for [`Route::Seed000Jsapi`], whose path is seed 000's own whatever the prefix.
+    pub fn mount_path(self, prefix: &str) -> String {
+        match self {
+            Route::Seed000Jsapi => SEED000_JSAPI_PATH.to_owned(),
+            other => format!("{prefix}{}", other.path_template()),
         }
     }
 
@@ -221,6 +238,7 @@ impl Route {
             Route::AdminMetrics => "admin_metrics",
             Route::AdminConsole => "admin_console",
             Route::AdminConsoleAsset => "admin_console_asset",
+            Route::Seed000Jsapi => "seed000_jsapi",
         }
     }
 }
@@ -263,6 +281,8 @@ pub(crate) struct Settings {
     /// How long bookkeeping rows are kept.
     pub(crate) retention: Retention,
     pub(crate) dispatch_every: Duration,
+    /// The seed-000 route's time budget, when it is mounted.
+    pub(crate) seed000_budget: Option<Duration>,
 }
 
 /// Builds an [`Engine`].
@@ -403,6 +423,27 @@ impl EngineBuilder {
         self
     }
 
+    /// Mounts seed 000's own route, `POST /wx_payment.WxPaymentService/jsapi` (outside the
+    /// prefix): the membership service's contract (`{openid, amount}` in,
+    /// `{timestamp, nonceStr, package, signType, paySign}` out, grpc-gateway's errors, an answer
+    /// within 4.5 s), on the same policy, store and notify route as `{prefix}/precreate`, so
+    /// that its mini program works unchanged. Off by default.
+    #[must_use]
+    pub fn seed000_compat(mut self, enabled: bool) -> Self {
+        self.settings.seed000_budget = enabled.then_some(seed000::BUDGET);
+        self
+    }
+
+    /// With [`Self::seed000_compat`]: the seed-000 route's time budget instead of 4.5 s (keep
+    /// it under the 5 s the seed's client waits).
+    #[must_use]
+    pub fn seed000_budget(mut self, budget: Duration) -> Self {
+        if self.settings.seed000_budget.is_some() {
+            self.settings.seed000_budget = Some(budget);
+        }
+        self
+    }
+
     /// Replaces the clock (tests).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -522,6 +563,7 @@ impl Engine {
                 reconcile_backoff: reconcile::DEFAULT_RECONCILE_BACKOFF.to_vec(),
                 retention: Retention::default(),
                 dispatch_every: Duration::from_secs(5),
+                seed000_budget: None,
             },
         }
     }
@@ -544,6 +586,9 @@ impl Engine {
     /// Which of the engine's routes `path` is, whatever the method (a wrong method gets a 405
     /// from [`Engine::handle`]); `None` when the request belongs to the app.
     pub fn route(&self, _method: &Method, path: &str) -> Option<Route> {
+        if self.inner.settings.seed000_budget.is_some() && path == SEED000_JSAPI_PATH {
+            return Some(Route::Seed000Jsapi);
+        }
         let rest = path.strip_prefix(self.prefix())?;
         let openid = self.inner.openid.is_some();
         if self.inner.admin_token.is_some() {
@@ -583,6 +628,9 @@ impl Engine {
         if self.inner.admin_token.is_some() {
             routes.extend(Route::ADMIN);
         }
+        if self.inner.settings.seed000_budget.is_some() {
+            routes.push(Route::Seed000Jsapi);
+        }
         routes
     }
 
@@ -590,7 +638,7 @@ impl Engine {
     pub fn body_limit(&self, route: Route) -> usize {
         match route {
             Route::Notify => self.inner.settings.notify_body_limit,
-            Route::Precreate => self.inner.settings.precreate_body_limit,
+            Route::Precreate | Route::Seed000Jsapi => self.inner.settings.precreate_body_limit,
             Route::OpenidSession => SESSION_BODY_LIMIT,
             Route::Refunds => REFUND_BODY_LIMIT,
             Route::AdminOrderAction => admin_api::ACTION_BODY_LIMIT,
@@ -617,6 +665,11 @@ impl Engine {
                 .inner
                 .provider
                 .failure_reply(StatusCode::PAYLOAD_TOO_LARGE, &message),
+            Route::Seed000Jsapi => seed000::engine_error(&reply::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                message,
+            )),
             _ => reply::error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", message),
         }
     }
@@ -696,6 +749,21 @@ impl Engine {
         match route {
             Route::Precreate => {
                 precreate::handle(&self.inner, request.headers(), request.body(), client_ip).await
+            }
+            Route::Seed000Jsapi => {
+                let budget = self
+                    .inner
+                    .settings
+                    .seed000_budget
+                    .unwrap_or(seed000::BUDGET);
+                seed000::handle(
+                    Arc::clone(&self.inner),
+                    request.headers().clone(),
+                    request.body().clone(),
+                    client_ip,
+                    budget,
+                )
+                .await
             }
             Route::Notify => notify::handle(&self.inner, request.headers(), request.body()).await,
             Route::OrderStatus => {

@@ -29,14 +29,38 @@ pub(super) async fn handle(
     body: &Bytes,
     client_ip: Option<IpAddr>,
 ) -> Response<Bytes> {
+    match create(inner, headers, body, client_ip).await {
+        Ok(created) => success(&created.out_trade_no, &created.params),
+        Err(refusal) => refusal,
+    }
+}
+
+/// A `PENDING` order and what its payer's client needs to pay it.
+pub(super) struct Created {
+    pub(super) out_trade_no: OutTradeNo,
+    pub(super) params: PaymentParams,
+}
+
+/// Everything of a precreate but the answer's shape: the order and its client parameters, or
+/// the error reply (the precreate route's JSON error).
+pub(super) async fn create(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &Bytes,
+    client_ip: Option<IpAddr>,
+) -> Result<Created, Response<Bytes>> {
     let request = match parse(inner, headers, body) {
         Ok(request) => request,
-        Err(bad) => return bad.into_response(),
+        Err(bad) => return Err(bad.into_response()),
     };
     let checkout = match inner.policy.checkout(&request, headers).await {
         Ok(checkout) => checkout,
         Err(rejection) => {
-            return reply::error(rejection.status, &rejection.code, rejection.message);
+            return Err(reply::error(
+                rejection.status,
+                &rejection.code,
+                rejection.message,
+            ));
         }
     };
     // The policy decides the number: the client's, one of its own, or a generated one.
@@ -57,25 +81,25 @@ pub(super) async fn handle(
         attach: checkout.attach,
     };
     if let Err(error) = inner.provider.check_order(&new_order) {
-        return reply::field_error(&error);
+        return Err(reply::field_error(&error));
     }
     let order = match inner.store.insert_if_absent(new_order.clone()).await {
         Ok(InsertOutcome::Inserted(order)) => order,
         Ok(InsertOutcome::Existing(order)) => {
             if let Some(conflict) = existing_conflict(&order, &new_order) {
-                return conflict;
+                return Err(conflict);
             }
             order
         }
         Err(error) => {
             tracing::error!(%error, "storing the order failed");
-            return reply::store_unavailable();
+            return Err(reply::store_unavailable());
         }
     };
     tracing::Span::current().record("out_trade_no", order.out_trade_no.as_str());
 
     if let Some(params) = reusable_params(inner, &order) {
-        return success(&order.out_trade_no, &params);
+        return Ok(created(&order, params));
     }
     let prepay = match inner
         .metrics
@@ -94,7 +118,7 @@ pub(super) async fn handle(
                 may_have_taken_effect = error.may_have_taken_effect,
                 "prepay failed"
             );
-            return reply::upstream_error(inner.provider.name(), &error);
+            return Err(reply::upstream_error(inner.provider.name(), &error));
         }
     };
     let transition = Transition::Prepared {
@@ -106,22 +130,29 @@ pub(super) async fn handle(
         .transition(&order.out_trade_no, order.status, transition)
         .await
     {
-        Ok(_) => success(&order.out_trade_no, &prepay.params),
+        Ok(_) => Ok(created(&order, prepay.params)),
         Err(StoreError::Conflict { .. }) => {
             // A concurrent precreate of the same order got there first: answer with its
             // prepay_id so both pages pay the same upstream order.
             match inner.store.get(&order.out_trade_no).await {
                 Ok(Some(current)) => match reusable_params(inner, &current) {
-                    Some(params) => success(&current.out_trade_no, &params),
-                    None => status_conflict(&current),
+                    Some(params) => Ok(created(&current, params)),
+                    None => Err(status_conflict(&current)),
                 },
-                Ok(None) | Err(_) => reply::store_unavailable(),
+                Ok(None) | Err(_) => Err(reply::store_unavailable()),
             }
         }
         Err(error) => {
             tracing::error!(%error, "recording the prepay_id failed");
-            reply::store_unavailable()
+            Err(reply::store_unavailable())
         }
+    }
+}
+
+fn created(order: &Order, params: PaymentParams) -> Created {
+    Created {
+        out_trade_no: order.out_trade_no.clone(),
+        params,
     }
 }
 

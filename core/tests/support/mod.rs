@@ -86,6 +86,7 @@ pub struct CountingProvider {
     pub closes: AtomicUsize,
     fail_prepay: Mutex<Option<ProviderError>>,
     fail_query: Mutex<Option<ProviderError>>,
+    delay_prepay: Mutex<Option<Duration>>,
 }
 
 impl CountingProvider {
@@ -97,6 +98,7 @@ impl CountingProvider {
             closes: AtomicUsize::new(0),
             fail_prepay: Mutex::new(None),
             fail_query: Mutex::new(None),
+            delay_prepay: Mutex::new(None),
         }
     }
 
@@ -126,6 +128,11 @@ impl CountingProvider {
         *self.fail_prepay.lock().unwrap() = Some(error);
     }
 
+    /// The next prepay waits `delay` before it reaches the upstream (a slow upstream).
+    pub fn delay_next_prepay(&self, delay: Duration) {
+        *self.delay_prepay.lock().unwrap() = Some(delay);
+    }
+
     /// Queries fail with `error` until cleared with `None`.
     pub fn fail_queries(&self, error: Option<ProviderError>) {
         *self.fail_query.lock().unwrap() = error;
@@ -151,6 +158,10 @@ impl Provider for CountingProvider {
         let injected = self.fail_prepay.lock().unwrap().take();
         if let Some(error) = injected {
             return Err(error);
+        }
+        let delay = self.delay_prepay.lock().unwrap().take();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
         }
         self.inner.prepay(order, client_ip).await
     }
