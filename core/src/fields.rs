@@ -247,7 +247,7 @@ impl Description {
 
 string_field!(
     /// Merchant data passed through the payment and returned in the notification: at most 128
-    /// characters.
+    /// characters, no control characters.
     Attach
 );
 
@@ -261,6 +261,14 @@ impl Attach {
             return Err(FieldError::new(
                 "attach",
                 format!("must be at most 128 characters, got {chars}"),
+            ));
+        }
+        // Upstreams put it in XML, forms and signed text, where control characters are refused
+        // or change the meaning.
+        if value.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "attach",
+                "must not contain control characters",
             ));
         }
         Ok(())

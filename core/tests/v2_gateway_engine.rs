@@ -329,3 +329,101 @@ async fn reconcile_closes_expired_gateway_orders_locally_without_asking() {
         OrderStatus::Closed
     );
 }
+
+/// A payment notification for `no` signed with `sign_type` and the sandbox's API key.
+fn v2_payment_xml(sandbox: &Sandbox, no: &str, amount: u64, sign_type: SignType) -> Bytes {
+    use wxpay_core::v2::{Params, sign::sign_params, xml};
+    let merchant = sandbox.merchant();
+    let mut params: Params = [
+        ("return_code", "SUCCESS"),
+        ("result_code", "SUCCESS"),
+        ("appid", merchant.appid.as_str()),
+        ("mch_id", merchant.mchid.as_str()),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("openid", OPENID),
+        ("trade_type", "JSAPI"),
+        ("bank_type", "OTHERS"),
+        ("fee_type", "CNY"),
+        ("transaction_id", "4200000000000000000000000077"),
+        ("out_trade_no", no),
+        ("time_end", "20261207120000"),
+        ("sign_type", sign_type.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    params.insert("total_fee".into(), amount.to_string());
+    params.insert("cash_fee".into(), amount.to_string());
+    let sign = sign_params(
+        &params,
+        &ApiKey::new(sandbox.v2_api_key()).unwrap(),
+        sign_type,
+    );
+    params.insert("sign".into(), sign);
+    Bytes::from(xml::write(&params).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_merchants_sign_type_is_enforced_on_notifications() {
+    let h = start(Upstream::V2(V2SignType::HmacSha256)).await;
+    let (status, reply) = precreate(&h, &json!({"openid": OPENID, "amount": 300})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let no = reply["out_trade_no"].as_str().unwrap().to_owned();
+    // Signed with the right key but MD5: not what WeChat sends an HMAC-SHA256 merchant.
+    let md5 = v2_payment_xml(&h.sandbox, &no, 300, SignType::Md5);
+    assert_eq!(notify(&h, md5).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_of(&h, &no).await["status"], "PENDING");
+    // The same notification signed as the merchant signs is accepted.
+    let hmac = v2_payment_xml(&h.sandbox, &no, 300, SignType::HmacSha256);
+    assert_eq!(notify(&h, hmac).await, StatusCode::OK);
+    assert_eq!(status_of(&h, &no).await["status"], "PAID");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_v2_counts_body_and_attach_in_bytes() {
+    let h = start(Upstream::V2(V2SignType::Md5)).await;
+    // 43 Chinese characters: 129 bytes, over the body's 128 (v3 would take 127 characters).
+    let long = "测".repeat(43);
+    let (status, reply) = precreate(
+        &h,
+        &json!({"openid": OPENID, "amount": 1, "description": long}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_eq!(
+        (reply["code"].as_str(), reply["field"].as_str()),
+        (Some("INVALID_FIELD"), Some("description"))
+    );
+    let fits = "测".repeat(42);
+    let (status, reply) = precreate(
+        &h,
+        &json!({"openid": OPENID, "amount": 1, "description": fits}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, reply) = precreate(
+        &h,
+        &json!({"openid": OPENID, "amount": 1, "attach": "注".repeat(43)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_eq!(reply["field"], "attach", "{reply}");
+    // Control characters are refused in attach as in the description, on every upstream.
+    for field in ["attach", "description"] {
+        let (status, reply) = precreate(
+            &h,
+            &json!({"openid": OPENID, "amount": 1, field: "a\u{0}b"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {reply}");
+        assert_eq!(reply["field"], field);
+    }
+    assert_eq!(
+        h.store
+            .list_orders(&Default::default(), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -75,6 +75,8 @@ pub struct CheckoutRejection {
     pub code: String,
     /// The explanation.
     pub message: String,
+    /// The request field at fault, when one is (answered as `field`).
+    pub field: Option<&'static str>,
 }
 
 impl CheckoutRejection {
@@ -84,12 +86,16 @@ impl CheckoutRejection {
             status,
             code: code.into(),
             message: message.into(),
+            field: None,
         }
     }
 
     /// A 400 for an invalid field.
     pub fn invalid(error: &FieldError) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", error.to_string())
+        Self {
+            field: Some(error.field),
+            ..Self::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", error.to_string())
+        }
     }
 }
 

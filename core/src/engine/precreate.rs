@@ -55,13 +55,7 @@ pub(super) async fn create(
     };
     let checkout = match inner.policy.checkout(&request, headers).await {
         Ok(checkout) => checkout,
-        Err(rejection) => {
-            return Err(reply::error(
-                rejection.status,
-                &rejection.code,
-                rejection.message,
-            ));
-        }
+        Err(rejection) => return Err(reply::rejection(rejection)),
     };
     // The policy decides the number: the client's, one of its own, or a generated one.
     let out_trade_no = checkout

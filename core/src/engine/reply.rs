@@ -48,6 +48,20 @@ pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) 
     )
 }
 
+/// A checkout policy's refusal, with the field at fault when it names one.
+pub(crate) fn rejection(rejection: super::CheckoutRejection) -> Response<Bytes> {
+    json(
+        rejection.status,
+        &ErrorBody {
+            code: rejection.code,
+            message: rejection.message,
+            field: rejection.field,
+            upstream_code: None,
+            upstream_message: None,
+        },
+    )
+}
+
 pub(crate) fn field_error(error: &crate::fields::FieldError) -> Response<Bytes> {
     json(
         StatusCode::BAD_REQUEST,

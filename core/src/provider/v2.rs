@@ -15,7 +15,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use time::Duration;
 
-use crate::order::Order;
+use crate::fields::FieldError;
+use crate::order::{NewOrder, Order};
 use crate::refund::{Refund, RefundStatus};
 use crate::v2::client::RETRY_SAME_CODES;
 use crate::v2::notification::{V2NotificationError, parse_refund_time, parse_time_end};
@@ -264,10 +265,41 @@ fn failure(status: StatusCode, message: &str) -> Response<Bytes> {
     xml_response(status, crate::v2::notification::fail_xml(message))
 }
 
+/// API v2's `body` is `String(128)` and `attach` `String(127)`, counted in bytes (UTF-8): a
+/// Chinese character takes three.
+const BODY_MAX_BYTES: usize = 128;
+const ATTACH_MAX_BYTES: usize = 127;
+
 #[async_trait]
 impl Provider for V2Provider {
     fn name(&self) -> &'static str {
         "v2"
+    }
+
+    /// The byte limits of the unified order's `body` and `attach`, which API v3 counts in
+    /// characters.
+    fn check_order(&self, order: &NewOrder) -> Result<(), FieldError> {
+        let body = order.description.as_str().len();
+        if body > BODY_MAX_BYTES {
+            return Err(FieldError::new(
+                "description",
+                format!(
+                    "API v2 takes a body of at most {BODY_MAX_BYTES} bytes (UTF-8), got {body}"
+                ),
+            ));
+        }
+        if let Some(attach) = &order.attach {
+            let bytes = attach.as_str().len();
+            if bytes > ATTACH_MAX_BYTES {
+                return Err(FieldError::new(
+                    "attach",
+                    format!(
+                        "API v2 takes an attach of at most {ATTACH_MAX_BYTES} bytes (UTF-8), got {bytes}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn merchant(&self) -> MerchantIdentity {
@@ -345,6 +377,21 @@ impl Provider for V2Provider {
                 return refund_notification(decrypted).map_err(malformed);
             }
         };
+        // WeChat signs a merchant's notifications with the merchant's sign type: another one
+        // is not WeChat's, even if it verifies with the key.
+        let expected = self.client.config().sign_type;
+        if verified.sign_type != expected {
+            let message = format!(
+                "notification signed with {}, this merchant uses {}",
+                verified.sign_type.as_str(),
+                expected.as_str()
+            );
+            return Err(NotificationRejection::new(
+                RejectionKind::BadSignature,
+                message.clone(),
+                failure(StatusCode::UNAUTHORIZED, &message),
+            ));
+        }
         let params = verified.params;
         if non_empty(&params, "out_trade_no").is_none() {
             return Err(malformed("verified notification without out_trade_no"));

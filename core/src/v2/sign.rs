@@ -273,6 +273,40 @@ mod tests {
         );
     }
 
+    /// WeChat's rule joins raw values: an attach holding `&` and `=` is signed as is (no
+    /// escaping), and survives the XML round trip so the signature still verifies. The
+    /// expected signatures were computed apart (Python hashlib/hmac over the same text).
+    #[test]
+    fn values_with_ampersands_and_equals_are_signed_raw() {
+        let p = params(&[
+            ("appid", "wxd930ea5d5a258f4f"),
+            ("attach", "cart=42&note=测试"),
+            ("body", "test"),
+            ("mch_id", "10000100"),
+            ("nonce_str", "ibuaiVcKdpRxkhJA"),
+        ]);
+        let text = string_to_sign(p.iter().map(|(k, v)| (k.as_str(), v.as_str())), &key());
+        assert_eq!(
+            text.as_str(),
+            "appid=wxd930ea5d5a258f4f&attach=cart=42&note=测试&body=test&mch_id=10000100\
+             &nonce_str=ibuaiVcKdpRxkhJA&key=192006250b4c09247ec02edce69f6a2d"
+        );
+        assert_eq!(
+            sign_params(&p, &key(), SignType::Md5),
+            "C6EE692414BB6A75087DA68438598C54"
+        );
+        assert_eq!(
+            sign_params(&p, &key(), SignType::HmacSha256),
+            "526F0E5BE32670EAFDD31096964A88E2748018B5E4F8851BB4654F5D7B43490A"
+        );
+        let mut signed = p.clone();
+        signed.insert("sign".into(), sign_params(&p, &key(), SignType::Md5));
+        let parsed =
+            crate::v2::xml::parse(crate::v2::xml::write(&signed).unwrap().as_bytes()).unwrap();
+        assert_eq!(parsed["attach"], "cart=42&note=测试");
+        assert_eq!(verify(&parsed, &key()), Ok(SignType::Md5));
+    }
+
     #[test]
     fn verify_detects_the_algorithm_and_accepts_lower_case_hex() {
         for sign_type in [SignType::Md5, SignType::HmacSha256] {
