@@ -36,7 +36,11 @@ pub(crate) fn http_client(http: Option<reqwest::Client>) -> Result<reqwest::Clie
 
 /// A client builder with our `User-Agent`, for clients that need more (a TLS identity).
 pub(crate) fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().user_agent(USER_AGENT)
+    // An upstream never redirects a signed call; following one would send it (and, for v3,
+    // its Authorization) somewhere nobody checked.
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
 }
 
 /// Why an exchange with an upstream failed below the protocol.

@@ -829,3 +829,39 @@ async fn a_payer_can_fail_and_the_order_stays_pending() {
     );
     assert!(h.store.events("PAYFAIL0001").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_json_by_its_content_type_is_415() {
+    let h = Harness::start().await;
+    let body = json_bytes(&json!({"openid": OPENID, "amount": 100}));
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        h.call(
+            Method::POST,
+            "/wxpay/precreate",
+            &[("content-type", content_type)],
+            body.clone(),
+        )
+        .await
+        .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE");
+    }
+    assert_untouched(&h).await;
+    for content_type in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+    ] {
+        let reply = h
+            .call(
+                Method::POST,
+                "/wxpay/precreate",
+                &[("content-type", content_type)],
+                body.clone(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{content_type}");
+    }
+}

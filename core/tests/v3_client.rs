@@ -627,3 +627,28 @@ async fn resource_not_exists_is_fine_in_public_key_mode() {
         .unwrap_err();
     assert_eq!(err.api().unwrap().code, "RESOURCE_NOT_EXISTS");
 }
+
+#[tokio::test]
+async fn redirects_are_never_followed() {
+    let followed = Counter::default();
+    let router = Router::new()
+        .route(
+            "/v3/pay/transactions/jsapi",
+            post(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "/elsewhere")]) }),
+        )
+        .route(
+            "/elsewhere",
+            post({
+                let followed = followed.clone();
+                move || async move {
+                    followed.bump();
+                    signed(StatusCode::OK, r#"{"prepay_id":"wx-elsewhere"}"#, KEY_ID)
+                }
+            }),
+        );
+    let base = serve(router).await;
+    let client = client(&base, public_key_trust());
+    let err = client.jsapi_prepay(&prepay_request()).await.unwrap_err();
+    assert_eq!(followed.get(), 0, "the redirect was followed");
+    assert!(!format!("{err:?}").contains("wx-elsewhere"), "{err:?}");
+}

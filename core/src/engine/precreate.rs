@@ -213,6 +213,8 @@ fn status_conflict(order: &Order) -> Response<Bytes> {
 
 /// Why a precreate body was refused before the policy saw it.
 enum BadRequest {
+    /// A `Content-Type` other than JSON.
+    MediaType,
     Json(String),
     Field(FieldError),
     /// The openid token was missing, invalid or disagreed with the body (401 / 400).
@@ -222,6 +224,11 @@ enum BadRequest {
 impl BadRequest {
     fn into_response(self) -> Response<Bytes> {
         match self {
+            BadRequest::MediaType => reply::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the order as application/json",
+            ),
             BadRequest::Json(message) => {
                 reply::error(StatusCode::BAD_REQUEST, "INVALID_JSON", message)
             }
@@ -242,6 +249,20 @@ impl From<FieldError> for BadRequest {
 /// routes, the openid may come from a token instead (see `super::openid`); the token's body
 /// field `openid_token` is removed before the policy sees the body.
 fn parse(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<CheckoutRequest, BadRequest> {
+    // A form or text body is a client bug worth naming; a missing type is read as JSON.
+    if let Some(content_type) = headers.get(http::header::CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(BadRequest::MediaType);
+        }
+    }
     let mut value: Value = serde_json::from_slice(body)
         .map_err(|e| BadRequest::Json(format!("the body must be a JSON object: {e}")))?;
     let Value::Object(fields) = &value else {
