@@ -1,6 +1,6 @@
 //! `WeidoufuClient` / `WeidoufuProvider` against a loopback server standing in for weidoufu's
-//! `POST /pay/miniapp`. The mock checks the `sign` with its own implementation of the rule (issue-8
-//! contract B), remembers orders (identical retries get the same payment, changed ones
+//! `POST /pay/miniapp`. The mock reads the JSON body the live service takes and checks the `sign`
+//! with its own implementation of the live rule (sorted `k=v&…&secret_key=`), remembers orders (identical retries get the same payment, changed ones
 //! `订单号重复`), and can fail in every way the client must map: `code: 0`, 5xx, no answer, an
 //! oversized or unreadable answer. Seed 004's example answers are read verbatim.
 #![allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
@@ -33,8 +33,8 @@ const OPENID: &str = "oSandbox0123456789abcdefghij";
 const BUYER_ID: &str = "2088102177846880";
 const NOW: i64 = 1_763_900_000;
 
-/// The sign rule, written again from the contract's text (not with the crate's code): non-empty
-/// params except `sign`, sorted by name, `k=v` joined by `&`, `&key=SECRET`, MD5, upper-case hex.
+/// The sign rule, written again from the evidence (not with the crate's code): non-empty params
+/// except `sign`, sorted by name, `k=v` joined by `&`, `&secret_key=SECRET`, MD5, upper-case hex.
 fn reference_sign(params: &BTreeMap<String, String>, secret: &str) -> String {
     let mut text = String::new();
     for (k, v) in params {
@@ -42,7 +42,7 @@ fn reference_sign(params: &BTreeMap<String, String>, secret: &str) -> String {
             text.push_str(&format!("{k}={v}&"));
         }
     }
-    text.push_str(&format!("key={secret}"));
+    text.push_str(&format!("secret_key={secret}"));
     format!("{:X}", Md5::digest(text.as_bytes()))
 }
 
@@ -56,8 +56,23 @@ enum Mode {
     OtherOrderNo,
 }
 
-/// A request's form fields, by name.
+/// A request's fields, by name (JSON numbers in decimal).
 type Form = BTreeMap<String, String>;
+
+/// The JSON object of a request as its fields; `None` when it is not a flat JSON object.
+fn json_fields(body: &str) -> Option<Form> {
+    let Value::Object(object) = serde_json::from_str(body).ok()? else {
+        return None;
+    };
+    object
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Some((k, s)),
+            Value::Number(n) => Some((k, n.to_string())),
+            _ => None,
+        })
+        .collect()
+}
 
 #[derive(Clone)]
 struct Upstream {
@@ -81,9 +96,7 @@ async fn miniapp(
     headers: HeaderMap,
     body: String,
 ) -> (StatusCode, String) {
-    let fields: BTreeMap<String, String> = form_urlencoded::parse(body.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let fields = json_fields(&body).unwrap_or_default();
     let content_type = headers
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
@@ -235,7 +248,7 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 #[tokio::test]
-async fn wechat_payment_posts_the_signed_form_and_reads_the_jsapi_block() {
+async fn wechat_payment_posts_signed_json_and_reads_the_jsapi_block() {
     let (up, url) = upstream(Mode::Normal).await;
     let payment = client(&url).pay(&request(PayType::Wechat)).await.unwrap();
     assert_eq!(payment.mch_trade_no, "202611235513716648486600");
@@ -254,7 +267,7 @@ async fn wechat_payment_posts_the_signed_form_and_reads_the_jsapi_block() {
     let requests = up.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 1);
     let (content_type, fields) = &requests[0];
-    assert_eq!(content_type, "application/x-www-form-urlencoded");
+    assert_eq!(content_type, "application/json");
     let sign = fields.get("sign").unwrap().clone();
     assert_eq!(sign, reference_sign(fields, SECRET));
     assert_eq!(sign, sign.to_ascii_uppercase());

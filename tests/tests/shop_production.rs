@@ -543,14 +543,16 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
             .header("content-type", "application/json")
             .header("X-QF-SIGN", "0".repeat(32))
             .body(qfpay_payment_json(no, amount)),
-        Kind::Weidoufu => request
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(weidoufu_payment_form(
-                sandbox,
-                no,
-                amount,
-                Some(&"0".repeat(32)),
-            )),
+        Kind::Weidoufu => {
+            request
+                .header("content-type", "application/json")
+                .body(weidoufu_payment_json(
+                    sandbox,
+                    no,
+                    amount,
+                    Some(&"0".repeat(32)),
+                ))
+        }
     };
     let response = request.send().await.unwrap();
     assert!(
@@ -585,9 +587,12 @@ async fn forged_callback(kind: Kind, sandbox: &Sandbox, base: &str) {
             format!("{body}&sign={sign}")
         }
         Kind::Qfpay => qfpay_payment_json(no, amount),
-        Kind::Weidoufu => weidoufu_payment_form(sandbox, no, amount, None),
+        Kind::Weidoufu => weidoufu_payment_json(sandbox, no, amount, None),
     };
     let mut request = http.post(format!("{base}/wxpay/notify"));
+    if kind == Kind::Weidoufu {
+        request = request.header("content-type", "application/json");
+    }
     if kind == Kind::Qfpay {
         let key = sandbox.qfpay().client_key.as_str();
         request = request.header("content-type", "application/json").header(
@@ -682,37 +687,20 @@ fn qfpay_payment_json(no: &str, amount: u64) -> String {
 
 /// A weidoufu payment callback for order `no` (the issue-8 contract), signed with `sign` or
 /// else with the application's real secret key.
-fn weidoufu_payment_form(sandbox: &Sandbox, no: &str, amount: u64, sign: Option<&str>) -> String {
-    use wxpay_core::weidoufu::SecretKey;
-    let material = sandbox.weidoufu();
-    let mut params: std::collections::BTreeMap<String, String> = [
-        ("access_key", material.access_key.as_str()),
-        ("out_order_no", no),
-        ("mch_trade_no", "202611230000000000000001"),
-        ("trade_no", "4200000000000000000000000003"),
-        ("pay_type", "1"),
-        ("openid", OPENID),
-        ("trade_status", "SUCCESS"),
-        ("pay_time", "2026-11-23 12:00:05"),
-        ("nonce_str", "forgedforgedforged"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    params.insert("total_fee".into(), amount.to_string());
+fn weidoufu_payment_json(sandbox: &Sandbox, no: &str, amount: u64, sign: Option<&str>) -> String {
+    use wxpay_core::weidoufu::{SecretKey, callback_sign};
+    // The live callback: `{"sign", "content"}`, content compact JSON in weidoufu's field order.
+    let content = format!(
+        r#"{{"mch_trade_no":"202611230000000000000001","out_order_no":"{no}","transaction_id":"4200000000000000000000000003","total_fee":{amount},"attach":null,"trade_type":9,"pay_type":1,"bank_type":"OTHERS","pay_time":"2026-11-23 12:00:05","status":2,"nonce_str":"forgedforgedforged"}}"#
+    );
     let sign = match sign {
         Some(sign) => sign.to_owned(),
-        None => wxpay_core::weidoufu::sign::sign(
-            params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            &SecretKey::new(material.secret_key.as_str()).unwrap(),
+        None => callback_sign(
+            content.as_bytes(),
+            &SecretKey::new(sandbox.weidoufu().secret_key.as_str()).unwrap(),
         ),
     };
-    params.insert("sign".into(), sign);
-    params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", form_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    format!(r#"{{"sign":"{sign}","content":{content}}}"#)
 }
 
 /// The whole suite for one shop and one upstream, in production mode against the sandbox.

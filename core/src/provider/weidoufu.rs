@@ -4,13 +4,13 @@
 //!   `openid`; for Alipay **the order's `openid` field carries the payer's Alipay `buyer_id`**
 //!   (sent as `buyer_id`): the engine has one payer field, and an Alipay mini program obtains a
 //!   `buyer_id` where a WeChat one obtains an openid.
-//! - The merchant identity is the `access_key`, standing in for the merchant id: it is stored
-//!   with each order and reported back from every callback (which [`verify_callback`] already
-//!   requires to match).
+//! - The merchant identity is the `access_key`, standing in for the merchant id, stored with
+//!   each order. The live callback does not repeat it: its HMAC with the secret key is what
+//!   ties it to this application ([`verify_callback`]).
 //! - An order's `transaction_id` is weidoufu's `mch_trade_no`, the number weidoufu knows the
 //!   payment by (as QFPay's `syssn` and the gateway's `trade_id` are for those upstreams); the
-//!   wallet's own number (`trade_no`: WeChat's transaction id or Alipay's trade number) stays in
-//!   the notification's details.
+//!   wallet's own number (the callback's `transaction_id`: WeChat's transaction id or Alipay's
+//!   trade number) stays in the notification's details.
 //! - weidoufu documents the payment and its callback only, so [`Provider::query`] and
 //!   [`Provider::close`] answer a [`ProviderErrorKind::Local`] error (`UNSUPPORTED`) and
 //!   [`Provider::can_query`] is `false`, as for the seed-001 gateway: orders settle through the
@@ -133,8 +133,8 @@ impl Provider for WeidoufuProvider {
         "weidoufu"
     }
 
-    /// No appid of ours exists at weidoufu; the `access_key` stands in for the merchant id and
-    /// is cross-checked against each callback's `access_key`.
+    /// No appid of ours exists at weidoufu; the `access_key` stands in for the merchant id (the
+    /// live callback does not repeat it; its HMAC with the secret key authenticates it).
     fn merchant(&self) -> MerchantIdentity {
         MerchantIdentity {
             appid: None,
@@ -212,8 +212,7 @@ impl Provider for WeidoufuProvider {
         body: &[u8],
     ) -> Result<PaymentNotification, NotificationRejection> {
         let config = self.client.config();
-        let callback = verify_callback(body, &config.secret_key, &config.access_key)
-            .map_err(|e| rejection(&e))?;
+        let callback = verify_callback(body, &config.secret_key).map_err(|e| rejection(&e))?;
         let (state, event_id) = if callback.is_paid() {
             (
                 PaymentState::Paid,
@@ -222,10 +221,10 @@ impl Provider for WeidoufuProvider {
         } else {
             // Not a payment; its own id, so that it never shadows the later SUCCESS.
             (
-                PaymentState::Other(callback.trade_status.clone()),
+                PaymentState::Other(format!("status {}", callback.status)),
                 format!(
                     "{EVENT_ID_PREFIX}{}-{}",
-                    callback.mch_trade_no, callback.trade_status
+                    callback.mch_trade_no, callback.status
                 ),
             )
         };
@@ -236,20 +235,15 @@ impl Provider for WeidoufuProvider {
             amount_total: Some(callback.total_fee),
             currency: None,
             appid: None,
-            mchid: Some(callback.access_key.clone()),
-            payer: callback.payer_id.clone(),
+            mchid: None,
+            payer: None,
             paid_at: callback.paid_at(),
         };
-        let details = callback
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
         Ok(PaymentNotification {
             event_id,
             report,
             refund: None,
-            details: serde_json::Value::Object(details),
+            details: serde_json::Value::Object(callback.content),
         })
     }
 

@@ -1,8 +1,10 @@
 //! weidoufu's mini-program payment call (seed 004): `POST {base}/pay/miniapp`, signed with the
 //! `secret_key`, answered with `{code, message, data: {mch_trade_no, out_order_no, jsapi}}`.
 //!
-//! The request is `application/x-www-form-urlencoded`: **our choice** (issue-8 contract B), as
-//! seed 004 names no content type. Fields are checked here against seed 004's table before
+//! The request is a JSON object (`Content-Type: application/json`), as the public clients of the
+//! live service send it (seed 004 names no content type): the integers `pay_type`,
+//! `total_fee` and `refund_fee` as JSON numbers, the rest as strings, signed over their decimal
+//! and plain text ([`super::sign`]). Fields are checked here against seed 004's table before
 //! anything is sent, so a bad order never costs a round trip.
 
 use std::fmt;
@@ -26,8 +28,9 @@ pub const MINIAPP_PATH: &str = "/pay/miniapp";
 
 /// The path of a refund under the base URL. Seed 004 documents no refund; the path and the
 /// fields (`access_key`, `out_order_no`, `refund_fee` in fen, `sign`; `code` `1` = success) are
-/// those of the one public weidoufu client that refunds. **Our choice**: the request is encoded
-/// and signed like [`MINIAPP_PATH`]'s, so the two calls always follow one wire format.
+/// those of the one public weidoufu client that refunds (a JSON post). **Our choice**: it is
+/// signed like [`MINIAPP_PATH`]'s (that client's own refund signature leaves the secret out,
+/// which nothing shows to work), so the two calls follow one wire format.
 pub const REFUND_PATH: &str = "/pay/refund";
 
 /// weidoufu's production base URL (seed 004).
@@ -492,15 +495,13 @@ impl WeidoufuClient {
         interpret_refund(status, &bytes, &request.out_order_no)
     }
 
-    /// Posts the signed `params` to `path` as a form, within the deadline.
+    /// Posts the signed `params` to `path` as JSON, within the deadline.
     async fn call(
         &self,
         path: &str,
         params: &Params,
     ) -> Result<(StatusCode, bytes::Bytes), WeidoufuError> {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
+        let body = json_body(params).to_string();
         let deadline = self.inner.timeout;
         tokio::time::timeout(deadline, self.post(path, body))
             .await
@@ -517,10 +518,7 @@ impl WeidoufuClient {
             .inner
             .http
             .post(url)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .body(body);
         let answer = transport::exchange(request, MAX_RESPONSE_BYTES)
@@ -528,6 +526,25 @@ impl WeidoufuClient {
             .map_err(transport_error)?;
         Ok((answer.status, answer.body))
     }
+}
+
+/// The fields weidoufu types as integers, sent as JSON numbers.
+const INTEGER_FIELDS: [&str; 3] = ["pay_type", "total_fee", "refund_fee"];
+
+/// The signed `params` as the JSON object posted: integers as numbers, the rest as strings.
+pub fn json_body(params: &Params) -> Value {
+    let object = params
+        .iter()
+        .map(|(name, value)| {
+            let number = INTEGER_FIELDS
+                .contains(&name.as_str())
+                .then(|| value.parse::<u64>().ok())
+                .flatten();
+            let value = number.map_or_else(|| Value::String(value.clone()), Value::from);
+            (name.clone(), value)
+        })
+        .collect();
+    Value::Object(object)
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> WeidoufuError {
@@ -734,6 +751,32 @@ mod tests {
         assert!(check_out_order_no(&"a".repeat(33)).is_err());
         assert!(check_out_order_no("1809016208950694_5").is_err());
         assert!(check_out_order_no("１８0901620895069445").is_err());
+    }
+
+    #[test]
+    fn integers_go_as_json_numbers_and_the_rest_as_strings() {
+        let params: Params = [
+            ("access_key", "ak"),
+            ("pay_type", "1"),
+            ("total_fee", "83601"),
+            ("refund_fee", "5"),
+            ("out_order_no", "180901620895069445"),
+            ("sign", "ABC"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(
+            json_body(&params),
+            serde_json::json!({
+                "access_key": "ak",
+                "pay_type": 1,
+                "total_fee": 83601,
+                "refund_fee": 5,
+                "out_order_no": "180901620895069445",
+                "sign": "ABC",
+            })
+        );
     }
 
     #[test]

@@ -1,23 +1,35 @@
-//! weidoufu's `sign`, and the [`SecretKey`] that keys it.
+//! weidoufu's two signatures, and the [`SecretKey`] that keys them.
 //!
-//! Seed 004 says only "签名结果(大写)" and links a 签名算法 page we could not read. **Our choice**
-//! (pinned in the issue-8 contract, section B) is the WeChat Pay API v2 rule that weidoufu's field
-//! names follow (<https://pay.weixin.qq.com/wiki/doc/api/jsapi.php?chapter=4_3>):
+//! Seed 004 says only "签名结果(大写)" and links a 签名算法 page we could not read, so the rules
+//! here are those of the public clients of the live service (`open.weidoufu.com`). Evidence:
+//! the .NET client `hudingwen/MyDotnet` (`Controllers/Ns/PayController.cs`, its `PayCodeDto`
+//! and `OrderNotifyMsg` types), whose callback code was fixed once and then kept unchanged.
 //!
+//! **Requests** ([`sign_params`]):
 //! - every parameter with a non-empty value, except `sign` itself;
 //! - sorted by name in ASCII (byte) order;
 //! - written `k=v` with the plain values (not URL-encoded; integers in decimal), joined by `&`;
-//! - then `&key=SECRET_KEY` appended;
+//! - then `&secret_key=SECRET_KEY` appended (that client's rule; an earlier guess of ours, the
+//!   WeChat v2 `&key=`, is not what the service checks);
 //! - MD5 of the UTF-8 bytes, written in upper-case hex.
 //!
-//! [`crate::v2::sign`] implements the same rule but only over a 32-character WeChat API key;
-//! weidoufu's secret key has no documented length, so the rule is restated here over
-//! [`SecretKey`].
+//! The one public refund call (a browser admin page) signs an unsorted string without the
+//! secret, which nothing shows to work; refunds are signed like payments here.
+//!
+//! **Callbacks** ([`callback_sign`]): the body is `{"sign", "content": {…}}`, and `sign` is the
+//! upper-case hex MD5 of the **lower-case hex text** of HMAC-SHA256(`secret_key`, content), the
+//! content being the JSON text of `content`. We hash that text exactly as received (the client
+//! re-serialises it, which gives the same bytes for the compact JSON the service sends). The
+//! same client's first version took the MD5 of the raw 32 HMAC bytes instead; a callback signed
+//! that way is accepted too ([`callback_signature_matches`]), as is a `content` sent as a JSON
+//! string (that first version's type), whose string value is then what is hashed.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -62,7 +74,8 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// The text that is hashed: `k=v&…&key=SECRET_KEY` over the non-empty parameters except `sign`.
+/// The text that is hashed: `k=v&…&secret_key=SECRET_KEY` over the non-empty parameters except
+/// `sign`.
 ///
 /// It contains the key: never log it.
 pub fn string_to_sign<'a, I>(params: I, key: &SecretKey) -> Zeroizing<String>
@@ -81,7 +94,7 @@ where
         text.push_str(v);
         text.push('&');
     }
-    text.push_str("key=");
+    text.push_str("secret_key=");
     text.push_str(key.expose());
     text
 }
@@ -117,6 +130,45 @@ pub fn signature_matches(params: &Params, signature: &str, key: &SecretKey) -> b
     bool::from(expected.as_bytes().ct_eq(received.as_bytes()))
 }
 
+fn hmac_sha256(content: &[u8], key: &SecretKey) -> [u8; 32] {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose().as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(content);
+    mac.finalize().into_bytes().into()
+}
+
+fn md5_upper(data: &[u8]) -> String {
+    let digest = Md5::digest(data);
+    let mut out = String::with_capacity(32);
+    for byte in digest {
+        out.push_str(&format!("{byte:02X}"));
+    }
+    out
+}
+
+/// A callback's `sign`: upper-case hex MD5 of the lower-case hex HMAC-SHA256 of `content` (the
+/// JSON text of the callback's `content`) keyed by the secret key.
+pub fn callback_sign(content: &[u8], key: &SecretKey) -> String {
+    let mac = hmac_sha256(content, key);
+    let mut hex = String::with_capacity(64);
+    for byte in mac {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    md5_upper(hex.as_bytes())
+}
+
+/// Whether `signature` signs `content` by [`callback_sign`], or by the variant that takes the
+/// MD5 of the raw HMAC bytes; constant-time, hex letters in either case.
+pub fn callback_signature_matches(content: &[u8], signature: &str, key: &SecretKey) -> bool {
+    let received = signature.to_ascii_uppercase();
+    let hex_form = callback_sign(content, key);
+    let raw_form = md5_upper(&hmac_sha256(content, key));
+    let hex_ok = hex_form.as_bytes().ct_eq(received.as_bytes());
+    let raw_ok = raw_form.as_bytes().ct_eq(received.as_bytes());
+    bool::from(hex_ok | raw_ok)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -145,17 +197,17 @@ mod tests {
         let text = string_to_sign(p.iter().map(|(k, v)| (k.as_str(), v.as_str())), &key());
         assert_eq!(
             text.as_str(),
-            "Zeta=z&body=QQ 会员充值&total_fee=1&key=sk_test_0123456789"
+            "Zeta=z&body=QQ 会员充值&total_fee=1&secret_key=sk_test_0123456789"
         );
     }
 
     #[test]
     fn the_signature_is_upper_case_md5_and_verifies_in_either_case() {
         let p = params(&[("access_key", "ak"), ("total_fee", "1")]);
-        // MD5("access_key=ak&total_fee=1&key=sk_test_0123456789"), computed apart.
+        // MD5("access_key=ak&total_fee=1&secret_key=sk_test_0123456789"), computed apart.
         let expected = format!(
             "{:X}",
-            Md5::digest(b"access_key=ak&total_fee=1&key=sk_test_0123456789")
+            Md5::digest(b"access_key=ak&total_fee=1&secret_key=sk_test_0123456789")
         );
         let signature = sign_params(&p, &key());
         assert_eq!(signature, expected);
@@ -169,6 +221,60 @@ mod tests {
         assert!(!signature_matches(&p, &signature[..31], &key()));
         let other = SecretKey::new("sk_other").unwrap();
         assert!(!signature_matches(&p, &signature, &other));
+    }
+
+    /// Seed 004's example payment, signed by the live rule; the expected value was computed apart
+    /// (Python hashlib) from the text below.
+    #[test]
+    fn a_request_vector_from_the_seeds_example() {
+        let p = params(&[
+            ("access_key", "ak"),
+            ("body", "QQ 会员充值"),
+            ("notify_url", "http://www.your.com/notify_url"),
+            ("out_order_no", "180901620895069445"),
+            ("pay_type", "1"),
+            ("total_fee", "1"),
+        ]);
+        let text = string_to_sign(p.iter().map(|(k, v)| (k.as_str(), v.as_str())), &key());
+        assert_eq!(
+            text.as_str(),
+            "access_key=ak&body=QQ 会员充值&notify_url=http://www.your.com/notify_url\
+             &out_order_no=180901620895069445&pay_type=1&total_fee=1&secret_key=sk_test_0123456789"
+        );
+        assert_eq!(sign_params(&p, &key()), "D9CE6599AD1E8C43F5399D1354EFF715");
+    }
+
+    /// A callback content in the live field order, signed both ways; the expected values were
+    /// computed apart (Python hmac/hashlib).
+    #[test]
+    fn callback_vectors() {
+        let content = br#"{"mch_trade_no":"202105135513716648486662","out_order_no":"180901620895069445","transaction_id":"4200001234567890","total_fee":1,"attach":null,"trade_type":9,"pay_type":1,"bank_type":"OTHERS","pay_time":"2021-05-11 11:31:08","status":2,"nonce_str":"82aafec92844bd7b7575e5d642911ac9"}"#;
+        assert_eq!(
+            callback_sign(content, &key()),
+            "92305F2C278B12B0ECE8B87AF9B958EE"
+        );
+        for accepted in [
+            "92305F2C278B12B0ECE8B87AF9B958EE",
+            "92305f2c278b12b0ece8b87af9b958ee",
+            // The raw-bytes variant.
+            "DC06CB8A46F7295C30AB03FF19B455C2",
+        ] {
+            assert!(
+                callback_signature_matches(content, accepted, &key()),
+                "{accepted}"
+            );
+        }
+        assert!(!callback_signature_matches(
+            content,
+            "92305F2C278B12B0ECE8B87AF9B958EF",
+            &key()
+        ));
+        let other = SecretKey::new("sk_other").unwrap();
+        assert!(!callback_signature_matches(
+            content,
+            "92305F2C278B12B0ECE8B87AF9B958EE",
+            &other
+        ));
     }
 
     #[test]

@@ -1,49 +1,41 @@
-//! weidoufu's payment callback (OUR CHOICE, the seed is silent): a form body
-//! (`application/x-www-form-urlencoded`) posted to the order's `notify_url` with `access_key`,
-//! `out_order_no`, `mch_trade_no`, `trade_no` (the WeChat transaction id or the Alipay trade
-//! number), `pay_type`, `total_fee`, `openid` or `buyer_id`, `attach` (if any),
-//! `trade_status` `SUCCESS`, `pay_time` (`YYYY-MM-DD hh:mm:ss`, +08:00), `nonce_str` and `sign`
-//! (the module's rule over the plain values). The shop acknowledges with HTTP 200 and the body
-//! `SUCCESS` (surrounding whitespace ignored).
+//! weidoufu's payment callback, as the live service sends it: JSON `{"sign", "content": {…}}`
+//! posted to the order's `notify_url`, `content` compact JSON in the live field order
+//! (`mch_trade_no`, `out_order_no`, `transaction_id` (WeChat's transaction id or the Alipay trade
+//! number), `total_fee`, `attach`, `trade_type` 9, `pay_type`, `bank_type`, `pay_time`
+//! (`YYYY-MM-DD hh:mm:ss`, +08:00), `status` 2, `nonce_str`), `sign` over its text (see the
+//! module docs). The shop acknowledges with HTTP 200 and the body `SUCCESS` (surrounding
+//! whitespace ignored).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::Value;
 
-use super::sign;
+use super::callback_sign;
 use crate::crypto;
 use crate::delivery::Notification;
 use crate::error::SandboxError;
 use crate::state::{Order, Shared, WeidoufuPayment, WeidoufuTrade};
 use crate::timefmt;
 
-/// Everything but RFC 3986's unreserved characters is percent-encoded.
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 fn acknowledged(status: u16, body: &[u8]) -> bool {
     status == 200 && body.trim_ascii() == b"SUCCESS"
 }
 
-/// The form body: `pairs` (empty values left out) and `sign` computed with `key`.
-fn form(pairs: &[(&str, String)], key: &str) -> String {
-    let present: Vec<(&str, &str)> = pairs
+/// `fields` as compact JSON in their order (the live order, which a plain `serde_json` map
+/// would sort).
+fn compact_object(fields: &[(&str, Value)]) -> String {
+    let members: Vec<String> = fields
         .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (*k, v.as_str()))
+        .map(|(name, value)| format!("{}:{value}", Value::from(*name)))
         .collect();
-    let signature = sign(present.iter().copied(), key);
-    present
-        .iter()
-        .copied()
-        .chain(std::iter::once(("sign", signature.as_str())))
-        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, ENCODE)))
-        .collect::<Vec<_>>()
-        .join("&")
+    format!("{{{}}}", members.join(","))
+}
+
+/// The body: `content`'s text, signed with `key`, byte for byte what was signed.
+fn envelope(content: &str, key: &str) -> String {
+    let sign = callback_sign(content.as_bytes(), key);
+    format!(r#"{{"sign":"{sign}","content":{content}}}"#)
 }
 
 /// The callback of a paid weidoufu `order`.
@@ -52,46 +44,73 @@ pub(crate) fn payment_success(
     order: &Order,
     trade: &WeidoufuTrade,
 ) -> Result<Notification, SandboxError> {
-    let (pay_type, payer_field, payer, trade_no) = match &trade.payment {
-        WeidoufuPayment::Wechat => (
-            "1",
-            "openid",
-            order.openid.clone(),
-            order.transaction_id.clone().unwrap_or_default(),
-        ),
-        WeidoufuPayment::Alipay { buyer_id, trade_no } => {
-            ("2", "buyer_id", buyer_id.clone(), trade_no.clone())
-        }
+    let (pay_type, transaction_id) = match &trade.payment {
+        WeidoufuPayment::Wechat => (1, order.transaction_id.clone().unwrap_or_default()),
+        WeidoufuPayment::Alipay { trade_no, .. } => (2, trade_no.clone()),
     };
-    let pairs: Vec<(&str, String)> = vec![
-        ("access_key", shared.weidoufu.access_key.clone()),
-        ("out_order_no", trade.out_order_no.clone()),
-        ("mch_trade_no", trade.mch_trade_no.clone()),
-        ("trade_no", trade_no),
-        ("pay_type", pay_type.into()),
-        ("total_fee", order.total.to_string()),
-        (payer_field, payer),
-        ("attach", order.attach.clone().unwrap_or_default()),
-        ("trade_status", "SUCCESS".into()),
+    let content = compact_object(&[
+        ("mch_trade_no", Value::from(trade.mch_trade_no.clone())),
+        ("out_order_no", Value::from(trade.out_order_no.clone())),
+        ("transaction_id", Value::from(transaction_id)),
+        ("total_fee", Value::from(order.total)),
+        (
+            "attach",
+            order.attach.clone().map_or(Value::Null, Value::from),
+        ),
+        ("trade_type", Value::from(9)),
+        ("pay_type", Value::from(pay_type)),
+        ("bank_type", Value::from("OTHERS")),
         (
             "pay_time",
-            order
-                .success_time
-                .map(timefmt::spaced_cst)
-                .unwrap_or_default(),
+            Value::from(
+                order
+                    .success_time
+                    .map(timefmt::spaced_cst)
+                    .unwrap_or_default(),
+            ),
         ),
-        ("nonce_str", crypto::random_alnum(32)?),
-    ];
-    let body = form(&pairs, &shared.weidoufu.secret_key);
-    let forged = form(&pairs, &crypto::random_alnum(32)?);
+        ("status", Value::from(2)),
+        ("nonce_str", Value::from(crypto::random_alnum(32)?)),
+    ]);
+    let body = envelope(&content, &shared.weidoufu.secret_key);
+    let forged = envelope(&content, &crypto::random_alnum(32)?);
     Ok(Notification {
         id: crypto::random_uuid()?,
         out_trade_no: trade.out_order_no.clone(),
         url: order.notify_url.clone(),
-        content_type: "application/x-www-form-urlencoded",
+        content_type: "application/json",
         body: Bytes::from(body),
         probe_body: Some(Bytes::from(forged)),
         sign: Arc::new(|_body: &[u8], _probe: bool| Ok(Vec::new())),
         ack: acknowledged,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The content is written in the live order, compact, as the signature vector has it.
+    #[test]
+    fn content_is_compact_json_in_the_live_order() {
+        let text = compact_object(&[
+            ("mch_trade_no", Value::from("202105135513716648486662")),
+            ("out_order_no", Value::from("180901620895069445")),
+            ("transaction_id", Value::from("4200001234567890")),
+            ("total_fee", Value::from(1)),
+            ("attach", Value::Null),
+            ("trade_type", Value::from(9)),
+            ("pay_type", Value::from(1)),
+            ("bank_type", Value::from("OTHERS")),
+            ("pay_time", Value::from("2021-05-11 11:31:08")),
+            ("status", Value::from(2)),
+            ("nonce_str", Value::from("82aafec92844bd7b7575e5d642911ac9")),
+        ]);
+        assert_eq!(
+            text,
+            r#"{"mch_trade_no":"202105135513716648486662","out_order_no":"180901620895069445","transaction_id":"4200001234567890","total_fee":1,"attach":null,"trade_type":9,"pay_type":1,"bank_type":"OTHERS","pay_time":"2021-05-11 11:31:08","status":2,"nonce_str":"82aafec92844bd7b7575e5d642911ac9"}"#
+        );
+        let body = envelope(&text, "sk_test_0123456789");
+        assert!(body.starts_with(r#"{"sign":"92305F2C278B12B0ECE8B87AF9B958EE","content":{"#));
+    }
 }

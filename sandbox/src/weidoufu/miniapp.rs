@@ -186,15 +186,12 @@ fn answer(shared: &Shared, order: &Order, trade: &WeidoufuTrade) -> Response {
     success(&trade.mch_trade_no, &trade.out_order_no, &jsapi)
 }
 
-pub(super) fn is_form(headers: &HeaderMap) -> bool {
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// `POST /pay/miniapp`.

@@ -1,14 +1,21 @@
 //! weidoufu (seed 004): `POST /pay/miniapp` (WeChat `pay_type` 1, Alipay `pay_type` 2), its
-//! payment callback, and `POST /pay/refund` (see "Refunds" below). Implemented from seed 004 independently of wxpay-core.
+//! payment callback, and `POST /pay/refund` (see "Refunds" below). Implemented from seed 004
+//! and from what the public clients of the live service (`open.weidoufu.com`) send and accept,
+//! independently of wxpay-core.
 //!
-//! ## Signature (OUR CHOICE: the seed says only "签名结果(大写)")
-//! The WeChat Pay v2 rule its field names follow: every parameter with a non-empty value except
-//! `sign`, sorted by name, `k=v` joined by `&`, then `&key=SECRET_KEY`; MD5, upper-case hex;
-//! values are the plain (decoded) text. Requests are verified in constant time; callbacks are
-//! signed the same way.
+//! ## Wire format (the live service's, as its public clients show it)
+//! - Requests are JSON objects (`Content-Type: application/json`); integers may come as JSON
+//!   numbers or strings and are signed in decimal.
+//! - Request `sign`: every parameter with a non-empty value except `sign`, sorted by name,
+//!   `k=v` joined by `&`, then `&secret_key=SECRET_KEY`; MD5, upper-case hex. Checked in
+//!   constant time.
+//! - The callback is JSON `{"sign", "content": {…}}`, `content` compact JSON with
+//!   `mch_trade_no`, `out_order_no`, `transaction_id`, `total_fee`, `attach`, `trade_type` (9),
+//!   `pay_type`, `bank_type`, `pay_time` (`YYYY-MM-DD hh:mm:ss`, +08:00), `status` (2 = paid),
+//!   `nonce_str`; `sign` is the upper-case MD5 of the lower-case hex HMAC-SHA256 of the content
+//!   text keyed by the secret key.
 //!
-//! ## Sandbox choices (the seed is silent)
-//! - The request is a form body (`application/x-www-form-urlencoded`).
+//! ## Sandbox choices (the sources are silent)
 //! - Replies are HTTP 200 JSON in the seed's shapes: `{"code":1,"message":"成功","data":{…}}`,
 //!   failures `{"code":0,"message":"…","data":{"mch_trade_no","out_order_no","jsapi":""}}`
 //!   (a failure's `mch_trade_no` is a fresh number, as in the seed's example).
@@ -21,13 +28,8 @@
 //!   a paid order gets `订单已支付`.
 //! - `openid`/`buyer_id` may be up to 64 characters (the seed says `string(32)`; real openids
 //!   are 28, the sandbox accepts the longer ones other upstreams allow).
-//! - After payment the shop's `notify_url` gets a signed form callback: `access_key`,
-//!   `out_order_no`, `mch_trade_no`, `trade_no` (WeChat's transaction id or the Alipay trade
-//!   number), `pay_type`, `total_fee`, `openid` or `buyer_id`, `attach` (if any),
-//!   `trade_status` `SUCCESS`, `pay_time` (`YYYY-MM-DD hh:mm:ss`, +08:00), `nonce_str`,
-//!   `sign`. The shop acknowledges with HTTP 200 and the body `SUCCESS`; anything else is
+//! - The shop acknowledges a callback with HTTP 200 and the body `SUCCESS`; anything else is
 //!   retried on the sandbox's retry schedule.
-
 //!
 //! ## Refunds
 //! `POST /pay/refund` with `access_key`, `out_order_no`, `refund_fee` (fen) and `sign`, encoded
@@ -51,7 +53,11 @@ pub(crate) use callback::payment_success;
 use crate::crypto;
 use crate::error::SandboxError;
 use crate::state::Shared;
-use crate::v2::{self, SignType};
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use sha2::Sha256;
+
+use crate::v2;
 
 /// The WeChat merchant id the emulated weidoufu collects payments on (sandbox choice).
 pub const WEIDOUFU_WECHAT_MCHID: &str = "1900000404";
@@ -95,25 +101,33 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/pay/refund", post(refund::refund))
 }
 
-/// Parses a signed form request and checks its `access_key` and `sign` (constant time). On
+/// Parses a signed JSON request and checks its `access_key` and `sign` (constant time). On
 /// failure: the `out_order_no` sent (or empty) and the message to answer with.
 pub(crate) fn authenticate(
     shared: &Shared,
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<BTreeMap<String, String>, (String, String)> {
-    if !miniapp::is_form(headers) {
-        return Err((
-            String::new(),
-            "请求格式错误：须为application/x-www-form-urlencoded".into(),
-        ));
+    if !miniapp::is_json(headers) {
+        return Err((String::new(), "请求格式错误：须为application/json".into()));
     }
-    let Ok(text) = std::str::from_utf8(body) else {
-        return Err((String::new(), "请求格式错误：不是UTF-8".into()));
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body) else {
+        return Err((String::new(), "请求格式错误：须为JSON对象".into()));
     };
     let mut params = BTreeMap::new();
-    if let Err(message) = crate::qfpay::parse_form(text, &mut params) {
-        return Err((String::new(), format!("请求格式错误：{message}")));
+    for (name, value) in object {
+        let text = match value {
+            serde_json::Value::String(text) => text,
+            serde_json::Value::Number(number) => number.to_string(),
+            serde_json::Value::Null => continue,
+            _ => {
+                return Err((
+                    String::new(),
+                    format!("请求格式错误：{name}须为字符串或数字"),
+                ));
+            }
+        };
+        params.insert(name, text);
     }
     let out_order_no = params.get("out_order_no").cloned().unwrap_or_default();
     if params.get("access_key") != Some(&shared.weidoufu.access_key) {
@@ -132,20 +146,43 @@ pub(crate) fn authenticate(
     Ok(params)
 }
 
-/// The weidoufu signature of `params` (see the module docs).
+/// The weidoufu request signature of `params` (see the module docs).
 pub fn sign<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>, secret_key: &str) -> String {
-    v2::sign(params, secret_key, SignType::Md5)
+    let mut pairs: Vec<(&str, &str)> = params
+        .into_iter()
+        .filter(|(k, v)| *k != "sign" && !v.is_empty())
+        .collect();
+    pairs.sort_unstable();
+    let mut text = String::new();
+    for (k, v) in pairs {
+        text.push_str(k);
+        text.push('=');
+        text.push_str(v);
+        text.push('&');
+    }
+    text.push_str("secret_key=");
+    text.push_str(secret_key);
+    v2::hex_upper(&Md5::digest(text.as_bytes()))
+}
+
+/// The callback signature of `content` (its JSON text): upper-case hex MD5 of the lower-case
+/// hex HMAC-SHA256 keyed by the secret key.
+pub fn callback_sign(content: &[u8], secret_key: &str) -> String {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret_key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(content);
+    let hex = v2::hex_upper(&mac.finalize().into_bytes()).to_ascii_lowercase();
+    v2::hex_upper(&Md5::digest(hex.as_bytes()))
 }
 
 #[cfg(test)]
 mod tests {
-    use md5::{Digest, Md5};
-
     use super::*;
 
     #[test]
-    fn signature_is_the_v2_rule_with_the_secret_key() {
-        let text = "access_key=AK&body=x y&pay_type=1&key=SK";
+    fn signature_is_sorted_pairs_with_the_secret_key() {
+        let text = "access_key=AK&body=x y&pay_type=1&secret_key=SK";
         let want = v2::hex_upper(&Md5::digest(text.as_bytes()));
         let params = [
             ("pay_type", "1"),
@@ -155,5 +192,15 @@ mod tests {
             ("sign", "whatever"),
         ];
         assert_eq!(sign(params, "SK"), want);
+    }
+
+    /// Computed apart (Python hmac/hashlib) over the same content and key.
+    #[test]
+    fn callback_signature_vector() {
+        let content = br#"{"mch_trade_no":"202105135513716648486662","out_order_no":"180901620895069445","transaction_id":"4200001234567890","total_fee":1,"attach":null,"trade_type":9,"pay_type":1,"bank_type":"OTHERS","pay_time":"2021-05-11 11:31:08","status":2,"nonce_str":"82aafec92844bd7b7575e5d642911ac9"}"#;
+        assert_eq!(
+            callback_sign(content, "sk_test_0123456789"),
+            "92305F2C278B12B0ECE8B87AF9B958EE"
+        );
     }
 }
