@@ -13,9 +13,11 @@ pub enum PlatformMode {
     PublicKey,
     /// A platform certificate (hex serial), downloadable from `GET /v3/certificates`.
     Certificate,
-    /// Both at once, as during a migration: responses are signed with the key the request's
-    /// `Wechatpay-Serial` names, the public key when it names neither; notifications are signed
-    /// with the public key.
+    /// Both at once, as while a merchant switches from certificates to the public key: a
+    /// response is signed with the public key when the request's `Wechatpay-Serial` names it,
+    /// with the certificate otherwise (so a certificate-only client, which names the certificate
+    /// or nothing, keeps working); notifications are signed with the key the merchant's requests
+    /// last named (the certificate until they name the public key).
     Both,
 }
 

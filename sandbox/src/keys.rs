@@ -83,13 +83,15 @@ impl PlatformKeys {
         ))
     }
 
-    /// The key and serial to sign with, honouring the serial a request asked for in both mode.
+    /// The key and serial to sign with. In both mode WeChat keeps certificate clients working
+    /// while a merchant switches: the public key signs only for a request whose
+    /// `Wechatpay-Serial` names it; the certificate signs everything else (a request naming the
+    /// certificate or nothing, as a certificate client's first `/v3/certificates` does).
+    /// Notifications answer no request: they pass the serial the merchant's requests last named.
     pub(crate) fn signer_for(&self, requested: Option<&str>) -> (&RsaSigner, &str) {
         match (self.mode, &self.cert) {
             (PlatformMode::Certificate, Some(c)) => (&c.signer, &c.serial),
-            (PlatformMode::Both, Some(c))
-                if requested.is_some_and(|r| r.eq_ignore_ascii_case(&c.serial)) =>
-            {
+            (PlatformMode::Both, Some(c)) if requested != Some(self.public_key_id.as_str()) => {
                 (&c.signer, &c.serial)
             }
             _ => (&self.public_key, &self.public_key_id),
@@ -210,7 +212,12 @@ mod tests {
             .unwrap()
             .verify_base64(b"m", &sig)
             .unwrap();
+        // Both mode: the certificate unless the request names the public key.
         let (_, s) = keys.signer_for(None);
+        assert_eq!(s, serial);
+        let (_, s) = keys.signer_for(Some("4C0FFEE"));
+        assert_eq!(s, serial);
+        let (_, s) = keys.signer_for(Some(&material.public_key_id));
         assert!(s.starts_with("PUB_KEY_ID_"));
     }
 }

@@ -224,6 +224,7 @@ impl Sandbox {
             http,
             tasks: Mutex::new(JoinSet::new()),
             started: Instant::now(),
+            merchant_serial: Mutex::new(None),
         });
         let (stop, stopped) = oneshot::channel();
         let app = server::app(Arc::clone(&shared));

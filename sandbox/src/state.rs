@@ -193,6 +193,10 @@ pub(crate) struct Shared {
     pub(crate) http: reqwest::Client,
     pub(crate) tasks: Mutex<JoinSet<()>>,
     pub(crate) started: Instant,
+    /// The `Wechatpay-Serial` the merchant's API v3 requests last named: in both mode,
+    /// notifications are signed with that key, as WeChat signs for the key the merchant's SDK
+    /// uses.
+    pub(crate) merchant_serial: Mutex<Option<String>>,
 }
 
 /// Locks a mutex, recovering from poisoning (the sandbox's state stays usable after a panic in

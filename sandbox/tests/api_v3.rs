@@ -892,17 +892,35 @@ async fn certificate_modes() {
     );
     sandbox.shutdown().await;
 
-    // Both: the request's Wechatpay-Serial chooses, the public key by default.
+    // Both: the public key only for a request naming it; otherwise the certificate, so that a
+    // certificate-only client (naming nothing on its first /v3/certificates) keeps working.
     let sandbox = Sandbox::start(SandboxConfig::for_tests().platform_mode(PlatformMode::Both))
         .await
         .unwrap();
     let c = Client::new(&sandbox);
-    let r = c.call("GET", "/v3/certificates", "").await;
+    let serial = sandbox.platform().certificate_serial.clone().unwrap();
+    let cert_der = pem_der(sandbox.platform().certificate_pem.as_deref().unwrap());
+    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+    let auth = c.authorization("GET", "/v3/certificates", &now(), "");
+    let r = c.send("GET", "/v3/certificates", "", Some(auth)).await;
     assert_eq!(
-        r.header("Wechatpay-Serial"),
+        verify_signed(&r.headers, &r.body, cert.public_key().raw),
+        serial
+    );
+    let auth = c.authorization("GET", "/v3/certificates", &now(), "");
+    let named = reqwest::Client::new()
+        .get(format!("{}/v3/certificates", c.base))
+        .header("Authorization", auth)
+        .header("Wechatpay-Serial", &sandbox.platform().public_key_id)
+        .send()
+        .await
+        .unwrap();
+    let headers = named.headers().clone();
+    let body = named.bytes().await.unwrap();
+    assert_eq!(
+        verify_signed(&headers, &body, &c.platform_spki),
         sandbox.platform().public_key_id
     );
-    let serial = sandbox.platform().certificate_serial.clone().unwrap();
     let auth = c.authorization("GET", "/v3/certificates", &now(), "");
     let resp = reqwest::Client::new()
         .get(format!("{}/v3/certificates", c.base))
@@ -913,8 +931,6 @@ async fn certificate_modes() {
         .unwrap();
     let headers = resp.headers().clone();
     let body = resp.bytes().await.unwrap();
-    let cert_der = pem_der(sandbox.platform().certificate_pem.as_deref().unwrap());
-    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
     assert_eq!(
         verify_signed(&headers, &body, cert.public_key().raw),
         serial

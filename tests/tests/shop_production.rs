@@ -964,6 +964,29 @@ async fn certificate_mode_downloads_the_platform_certificate(shop_name: &str) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// API v3, the sandbox in "both" mode (a merchant half-way through the switch from platform
+/// certificates to the platform public key): a shop that knows only the certificate (as an SDK
+/// configured before the switch) and a shop that knows only the public key both buy and pay,
+/// their responses and notifications signed with the key each can check.
+async fn both_mode_serves_certificate_and_public_key_clients(shop_name: &str) {
+    let binary = example_binary(shop_name);
+    for certificate_only in [true, false] {
+        let sandbox = Kind::V3
+            .sandbox(SandboxConfig::for_tests().platform_mode(PlatformMode::Both))
+            .await;
+        let dir = scratch_dir(&format!("{shop_name}-both-{certificate_only}"));
+        let port = free_port();
+        let env = production_env(&sandbox, &dir, port, certificate_only);
+        let mut shop = Running::start(&binary, &dir, &env);
+        let base = format!("http://127.0.0.1:{port}");
+        shop.wait_healthy(&base, Duration::from_secs(60)).await;
+        buy_and_pay(&sandbox, &base).await;
+        drop(shop);
+        sandbox.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// The variables that make precreate require the openid the shop resolved itself: token mode,
 /// the sandbox's WeChat app (jscode2session, OAuth2), the shop's public URL and a token key.
 fn openid_env(sandbox: &Sandbox, port: u16) -> Vec<(&'static str, String)> {
@@ -1460,6 +1483,12 @@ macro_rules! shop_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn v3_certificate_mode_downloads_the_platform_certificate() {
                 crate::certificate_mode_downloads_the_platform_certificate(stringify!($shop))
+                    .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn v3_both_mode_serves_certificate_and_public_key_clients() {
+                crate::both_mode_serves_certificate_and_public_key_clients(stringify!($shop))
                     .await;
             }
         }

@@ -157,6 +157,9 @@ async fn v3_layer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
         Ok(bytes) => match auth::authenticate(&shared, &parts, &bytes) {
             Err(resp) => resp.into_response(),
             Ok(()) => {
+                if let Some(serial) = &requested_serial {
+                    *crate::state::lock(&shared.merchant_serial) = Some(serial.clone());
+                }
                 next.run(Request::from_parts(parts, Body::from(bytes)))
                     .await
             }

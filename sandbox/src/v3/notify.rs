@@ -12,7 +12,7 @@ use super::transactions::transaction_json;
 use crate::crypto;
 use crate::delivery::Notification;
 use crate::error::SandboxError;
-use crate::state::{Order, Shared};
+use crate::state::{Order, Shared, lock};
 use crate::timefmt;
 
 /// WeChat Pay v3 counts any 2xx as an acknowledgement (a 200 with a `FAIL` body included).
@@ -81,7 +81,8 @@ pub(crate) fn encrypted(
         body: Bytes::from(body),
         probe_body: None,
         sign: Arc::new(move |body: &[u8], probe: bool| {
-            platform_headers(&signer.platform, None, body, probe)
+            let serial = lock(&signer.merchant_serial).clone();
+            platform_headers(&signer.platform, serial.as_deref(), body, probe)
         }),
         ack: acknowledged,
     })
