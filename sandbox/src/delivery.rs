@@ -59,7 +59,7 @@ pub struct DeliveryRecord {
     pub error: Option<String>,
     /// The start of the receiver's answer (at most 512 bytes, lossy UTF-8).
     pub response_body: String,
-    /// Whether this attempt counts as acknowledged (API v3: a 2xx status; API v2: 200 with XML
+    /// Whether this attempt counts as acknowledged (API v3: status 200 or 204; API v2: 200 with XML
     /// `return_code` `SUCCESS`; the gateway: see `gateway::CALLBACK_RECEIVED`; QFPay and
     /// weidoufu: 200 with the body `SUCCESS`, surrounding whitespace ignored).
     pub acknowledged: bool,

@@ -298,6 +298,9 @@ async fn prepay_query_pay_notify_close() {
     assert_eq!(t["trade_state"], "NOTPAY");
     assert_eq!(t["amount"]["total"], 1234);
     assert!(t.get("transaction_id").is_none());
+    // As WeChat answers an unpaid order: no payer, no attach (the prepay sent both).
+    assert!(t.get("payer").is_none(), "{t}");
+    assert!(t.get("attach").is_none(), "{t}");
 
     // The platform public key id signs in public-key mode.
     assert_eq!(
@@ -628,7 +631,38 @@ async fn prepay_parameters_are_validated() {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name}");
         assert_eq!(r.json()["code"], "PARAM_ERROR", "{name}");
+        // WeChat's PARAM_ERROR names where the bad input was.
+        assert_eq!(r.json()["detail"]["location"], "body", "{name}");
     }
+    let mut v = base.clone();
+    v["amount"]["total"] = json!(0);
+    let r = c
+        .call("POST", "/v3/pay/transactions/jsapi", &v.to_string())
+        .await;
+    assert_eq!(r.json()["detail"]["field"], "/amount/total");
+    assert_eq!(r.json()["detail"]["value"], 0);
+    // A prepay with scene info gets it back in the unpaid order's query.
+    let mut v = base.clone();
+    v["out_trade_no"] = json!("ORDER_SCENE_1");
+    v["scene_info"] = json!({"payer_client_ip": "127.0.0.1", "device_id": "013467007045764"});
+    let r = c
+        .call("POST", "/v3/pay/transactions/jsapi", &v.to_string())
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let q = c
+        .call(
+            "GET",
+            &format!(
+                "/v3/pay/transactions/out-trade-no/ORDER_SCENE_1?mchid={}",
+                c.mchid
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(
+        q.json()["scene_info"],
+        json!({"device_id": "013467007045764"})
+    );
     let mut v = base.clone();
     v["appid"] = json!("wx0000000000000000");
     let r = c
@@ -666,8 +700,9 @@ async fn notification_retries_follow_the_scaled_schedule() {
             .await
             .unwrap();
     let c = Client::new(&sandbox);
+    // A 202 is not an acknowledgement: only 200 and 204 are.
     let receiver = Receiver {
-        script: Arc::new(Mutex::new(vec![500, 500])),
+        script: Arc::new(Mutex::new(vec![500, 202])),
         ..Receiver::default()
     };
     let url = start_receiver(receiver.clone()).await;
@@ -684,7 +719,7 @@ async fn notification_retries_follow_the_scaled_schedule() {
     assert_eq!(real.len(), 3, "{records:?}");
     assert_eq!(
         real.iter().map(|r| r.status).collect::<Vec<_>>(),
-        vec![Some(500), Some(500), Some(204)]
+        vec![Some(500), Some(202), Some(204)]
     );
     assert_eq!(
         real.iter().map(|r| r.attempt).collect::<Vec<_>>(),

@@ -97,6 +97,29 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
+/// A `400 PARAM_ERROR` as WeChat writes it: the message, and a `detail` naming where the bad
+/// input was (`location`: the request body) and, when known, its `field` (a JSON pointer) and
+/// `value`.
+pub(crate) fn param_error_response(
+    message: &str,
+    field: Option<&str>,
+    value: Option<&serde_json::Value>,
+) -> Response {
+    let mut detail = serde_json::Map::new();
+    detail.insert("location".into(), "body".into());
+    if let Some(field) = field {
+        detail.insert("field".into(), field.into());
+    }
+    detail.insert(
+        "value".into(),
+        value.cloned().unwrap_or(serde_json::Value::Null),
+    );
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({ "code": "PARAM_ERROR", "message": message, "detail": detail }),
+    )
+}
+
 /// A JSON response.
 pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();

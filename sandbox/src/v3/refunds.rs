@@ -17,7 +17,7 @@ use crate::state::{Order, Protocol, Shared, lock};
 use crate::timefmt;
 
 fn param_error(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, "PARAM_ERROR", message)
+    super::param_error_response(message, None, None)
 }
 
 /// The refund JSON of the refund and query answers.

@@ -17,14 +17,23 @@ use crate::state::{Order, Protocol, Shared, TradeState, lock};
 use crate::timefmt;
 
 fn param_error(message: impl AsRef<str>) -> ApiError {
-    error(StatusCode::BAD_REQUEST, "PARAM_ERROR", message.as_ref()).into()
+    // The field is named in the message; WeChat's detail gives the location.
+    super::param_error_response(message.as_ref(), None, None).into()
+}
+
+/// A `PARAM_ERROR` about the field at the JSON pointer `field`, with the value sent.
+fn field_error(message: impl AsRef<str>, field: &str, value: Option<&Value>) -> ApiError {
+    super::param_error_response(message.as_ref(), Some(field), value).into()
 }
 
 /// The Transaction JSON of `GET …/out-trade-no/{no}` and of the notification resource.
 pub(crate) fn transaction_json(o: &Order) -> Value {
+    let unpaid = o.state == TradeState::NotPay;
     let mut amount = Map::new();
     amount.insert("total".into(), json!(o.total));
-    amount.insert("currency".into(), json!(o.currency));
+    if !unpaid {
+        amount.insert("currency".into(), json!(o.currency));
+    }
     amount.insert("payer_currency".into(), json!(o.currency));
     let mut v = Map::new();
     v.insert("appid".into(), json!(o.appid));
@@ -32,10 +41,18 @@ pub(crate) fn transaction_json(o: &Order) -> Value {
     v.insert("out_trade_no".into(), json!(o.out_trade_no));
     v.insert("trade_state".into(), json!(o.state.as_str()));
     v.insert("trade_state_desc".into(), json!(o.state.desc()));
-    v.insert("payer".into(), json!({ "openid": o.openid }));
     v.insert("promotion_detail".into(), json!([]));
-    if let Some(attach) = &o.attach {
-        v.insert("attach".into(), json!(attach));
+    // WeChat's NOTPAY answer has neither the payer nor the attach; the scene info comes back
+    // when the prepay sent one.
+    if !unpaid {
+        v.insert("payer".into(), json!({ "openid": o.openid }));
+        if let Some(attach) = &o.attach {
+            v.insert("attach".into(), json!(attach));
+        }
+    }
+    if let Some(scene) = o.request.get("scene_info").filter(|s| s.is_object()) {
+        let device_id = scene.get("device_id").cloned().unwrap_or_else(|| json!(""));
+        v.insert("scene_info".into(), json!({ "device_id": device_id }));
     }
     if o.state != TradeState::NotPay {
         v.insert("trade_type".into(), json!("JSAPI"));
@@ -169,7 +186,13 @@ fn validate_prepay(shared: &Shared, v: &Value) -> Result<Prepay, ApiError> {
     };
     let total = match total {
         Some(t) if (1..=i64::from(i32::MAX)).contains(&t) => t,
-        _ => return Err(param_error("amount.total必须大于0且不超过2147483647")),
+        _ => {
+            return Err(field_error(
+                "amount.total必须大于0且不超过2147483647",
+                "/amount/total",
+                amount.get("total"),
+            ));
+        }
     };
     let currency = get_str(amount, "currency")?.unwrap_or("CNY");
     if currency != "CNY" {
