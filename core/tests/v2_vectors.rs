@@ -189,15 +189,31 @@ fn notification(sign_type: Option<SignType>, signing: SignType) -> String {
     xml::write(&p).unwrap()
 }
 
+/// A notification verifies with the merchant's sign type, named in it or not; one signed with
+/// the other algorithm is refused although the key is right, since WeChat signs a merchant's
+/// notifications with the merchant's sign type (issue 16 §4; this test accepted both before).
 #[tokio::test]
-async fn notifications_verify_with_either_algorithm_whatever_is_configured() {
-    let provider = provider(SignType::Md5);
-    for (named, signing) in [
-        (None, SignType::Md5),
-        (None, SignType::HmacSha256),
-        (Some(SignType::HmacSha256), SignType::HmacSha256),
-        (Some(SignType::Md5), SignType::Md5),
+async fn notifications_must_carry_the_merchants_sign_type() {
+    for (configured, other) in [
+        (SignType::Md5, SignType::HmacSha256),
+        (SignType::HmacSha256, SignType::Md5),
     ] {
+        let provider = provider(configured);
+        for named in [None, Some(other)] {
+            let body = notification(named, other);
+            let rejection = provider
+                .verify_notification(&HeaderMap::new(), body.as_bytes())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                rejection.kind,
+                RejectionKind::BadSignature,
+                "{configured:?}"
+            );
+        }
+    }
+    let provider = provider(SignType::Md5);
+    for (named, signing) in [(None, SignType::Md5), (Some(SignType::Md5), SignType::Md5)] {
         let body = notification(named, signing);
         let n = provider
             .verify_notification(&HeaderMap::new(), body.as_bytes())

@@ -1,6 +1,7 @@
 //! End-to-end tests of the weidoufu emulator, with the shop side written here from seed 004
-//! and the pinned contract (sign: non-empty params but `sign`, sorted, `k=v&…&key=SECRET`, MD5
-//! upper-case), not from wxpay-core.
+//! and the live service's wire format (JSON requests signed over the non-empty params but
+//! `sign`, sorted, `k=v&…&secret_key=SECRET`, MD5 upper-case; JSON callbacks `{sign, content}`
+//! signed MD5(hex HMAC-SHA256(content))), not from wxpay-core.
 
 #![allow(clippy::unwrap_used)]
 
@@ -28,7 +29,7 @@ fn sign(params: &BTreeMap<String, String>, secret: &str) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
-    text.push_str("&key=");
+    text.push_str("&secret_key=");
     text.push_str(secret);
     Md5::digest(text.as_bytes())
         .iter()
@@ -36,30 +37,65 @@ fn sign(params: &BTreeMap<String, String>, secret: &str) -> String {
         .collect()
 }
 
-fn encode_form(params: &BTreeMap<String, String>) -> String {
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
-    params
+/// The request as the live service takes it: a JSON object, integers as numbers.
+fn json_body(params: &BTreeMap<String, String>) -> String {
+    let object: serde_json::Map<String, Value> = params
         .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+        .map(|(k, v)| {
+            let number = matches!(k.as_str(), "pay_type" | "total_fee" | "refund_fee")
+                .then(|| v.parse::<u64>().ok())
+                .flatten();
+            (k.clone(), number.map_or_else(|| json!(v), |n| json!(n)))
+        })
+        .collect();
+    Value::Object(object).to_string()
 }
 
-fn decode_form(body: &str) -> BTreeMap<String, String> {
-    body.split('&')
-        .filter_map(|f| f.split_once('='))
-        .map(|(k, v)| {
-            let dec = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8()
-                    .unwrap()
-                    .into_owned()
-            };
-            (dec(k), dec(v))
+/// A callback body's `sign` and the raw text of its `content`.
+fn envelope(body: &str) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        sign: String,
+        #[serde(borrow)]
+        content: &'a serde_json::value::RawValue,
+    }
+    let e: Envelope<'_> = serde_json::from_str(body).unwrap();
+    (e.sign, e.content.get().to_owned())
+}
+
+/// A callback's content fields as text (numbers in decimal; nulls left out).
+fn decode_callback(body: &str) -> BTreeMap<String, String> {
+    let (_, content) = envelope(body);
+    let Value::Object(object) = serde_json::from_str(&content).unwrap() else {
+        panic!("content is not an object: {content}");
+    };
+    object
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k, s)),
+            Value::Number(n) => Some((k, n.to_string())),
+            _ => None,
         })
         .collect()
+}
+
+/// The shop's check of a callback: MD5 of the lower-case hex HMAC-SHA256 of the raw content.
+fn callback_verifies(body: &str, secret: &str) -> bool {
+    let (sign, content) = envelope(body);
+    content_verifies(&content, &sign, secret)
+}
+
+fn content_verifies(content: &str, sign: &str, secret: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(content.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{:X}", Md5::digest(hex.as_bytes())) == sign
 }
 
 /// A tiny weidoufu client.
@@ -112,8 +148,8 @@ impl Client {
     async fn post_raw(&self, params: &BTreeMap<String, String>) -> Value {
         let resp = reqwest::Client::new()
             .post(format!("{}/pay/miniapp", self.base))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(encode_form(params))
+            .header("Content-Type", "application/json")
+            .body(json_body(params))
             .send()
             .await
             .unwrap();
@@ -171,18 +207,13 @@ async fn start_receiver(r: Receiver) -> String {
     format!("http://{addr}/notify_url")
 }
 
-/// The shop's check of a callback: decoded fields, `sign` recomputed with the secret key.
-fn callback_verifies(fields: &BTreeMap<String, String>, secret: &str) -> bool {
-    fields.get("sign") == Some(&sign(fields, secret))
-}
-
 fn is_digits(v: &Value, len: usize) -> bool {
     v.as_str()
         .is_some_and(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wechat_order_pay_and_signed_form_callback() {
+async fn wechat_order_pay_and_signed_json_callback() {
     let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
     let receiver = Receiver::default();
     let url = start_receiver(receiver.clone()).await;
@@ -222,28 +253,29 @@ async fn wechat_order_pay_and_signed_form_callback() {
 
     let got = receiver.got.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
-    assert!(got[0].0.starts_with("application/x-www-form-urlencoded"));
-    let fields = decode_form(&got[0].1);
-    assert!(callback_verifies(&fields, &client.secret), "{fields:?}");
-    assert_eq!(fields["access_key"], client.access_key);
+    assert!(got[0].0.starts_with("application/json"));
+    let fields = decode_callback(&got[0].1);
+    assert!(callback_verifies(&got[0].1, &client.secret), "{}", got[0].1);
+    assert!(!fields.contains_key("access_key"));
     assert_eq!(fields["out_order_no"], no);
     assert_eq!(
         fields["mch_trade_no"],
         data["mch_trade_no"].as_str().unwrap()
     );
-    assert!(fields["trade_no"].starts_with("42000"));
+    assert!(fields["transaction_id"].starts_with("42000"));
     assert_eq!(fields["pay_type"], "1");
     assert_eq!(fields["total_fee"], "1990");
-    assert_eq!(fields["openid"], "oSandboxPayer0000000000000001");
+    assert!(!fields.contains_key("openid"));
     assert_eq!(fields["attach"], "{test:'test1_params'}");
-    assert_eq!(fields["trade_status"], "SUCCESS");
+    assert_eq!(fields["status"], "2");
+    assert_eq!(fields["trade_type"], "9");
     assert_eq!(fields["pay_time"].len(), 19);
     assert!(!fields["nonce_str"].is_empty());
-    assert!(!fields.contains_key("buyer_id"));
     // A tampered field no longer verifies.
-    let mut tampered = fields.clone();
-    tampered.insert("total_fee".into(), "1".into());
-    assert!(!callback_verifies(&tampered, &client.secret));
+    let (sign, content) = envelope(&got[0].1);
+    let tampered = content.replace("\"total_fee\":1990", "\"total_fee\":1");
+    assert_ne!(tampered, content);
+    assert!(!content_verifies(&tampered, &sign, &client.secret));
     // The paid order: a repeat is refused, paying again too.
     let again = client.miniapp(&client.wechat(no, "1990", &url)).await;
     assert_eq!(again["code"], 0);
@@ -424,13 +456,13 @@ async fn alipay_trade_paid_through_sandbox_pay() {
     assert_eq!(outcome["transaction_id"], resp["data"]["mch_trade_no"]);
     sandbox.wait_for_delivery(no, WAIT).await.unwrap();
     let got = receiver.got.lock().unwrap().clone();
-    let fields = decode_form(&got[0].1);
-    assert!(callback_verifies(&fields, &client.secret), "{fields:?}");
+    let fields = decode_callback(&got[0].1);
+    assert!(callback_verifies(&got[0].1, &client.secret), "{}", got[0].1);
     assert_eq!(fields["pay_type"], "2");
-    assert_eq!(fields["trade_no"], trade_no);
-    assert_eq!(fields["buyer_id"], "2088102177846875");
+    assert_eq!(fields["transaction_id"], trade_no);
     assert_eq!(fields["total_fee"], "2500");
     assert!(!fields.contains_key("openid"));
+    assert!(!fields.contains_key("buyer_id"));
     // Paying twice is refused.
     let err = sandbox
         .pay(PayRequest {
@@ -478,7 +510,7 @@ async fn callback_is_retried_until_the_body_is_success_and_faults_apply() {
     let got = receiver.got.lock().unwrap().clone();
     let verifies: Vec<bool> = got
         .iter()
-        .map(|(_, body)| callback_verifies(&decode_form(body), &client.secret))
+        .map(|(_, body)| callback_verifies(body, &client.secret))
         .collect();
     assert_eq!(verifies, [false, true, true, true, true]);
     sandbox.shutdown().await;
