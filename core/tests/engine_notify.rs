@@ -768,3 +768,38 @@ async fn operator_relevant_reports_reach_the_hook_as_typed_alerts() {
     );
     assert_eq!(h.store.mismatches_of("ALERTDOUBLE").await.len(), 1);
 }
+
+/// A payment notification without its transaction id is acknowledged (refusing it would have
+/// WeChat repeat it for a day), recorded for the operator, and the order left open; the
+/// reconciler's query, which carries the id, then marks it paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_without_transaction_id_is_acknowledged_recorded_and_reconciled() {
+    let h = Harness::builder()
+        .sandbox(
+            wxpay_sandbox::SandboxConfig::for_tests()
+                .notify_retry_schedule(wxpay_sandbox::RetrySchedule::none()),
+        )
+        .configure(|b| {
+            b.reconcile(Duration::ZERO, Duration::from_secs(3600))
+                .query_upstream_on_status(false)
+        })
+        .start()
+        .await;
+    let real = captured_notification(&h, "NOTXNID0001").await;
+    let mut verified = h
+        .engine
+        .verify_notification(&real.headers, &real.body)
+        .await
+        .unwrap();
+    let transaction_id = verified.report.transaction_id.take().unwrap();
+    let reply = h.engine.apply_notification(&verified).await;
+    assert!(reply.status().is_success(), "{:?}", reply.status());
+    assert_unpaid(&h, "NOTXNID0001").await;
+    let mismatches = h.store.mismatches_of("NOTXNID0001").await;
+    assert_eq!(mismatches.len(), 1, "{mismatches:?}");
+    assert!(mismatches[0].detail.contains("without transaction_id"));
+
+    let report = h.engine.reconcile().await;
+    assert!(report.paid >= 1, "{report:?}");
+    assert_paid_once(&h, "NOTXNID0001", &transaction_id).await;
+}

@@ -332,6 +332,22 @@ async fn reconcile_closes_expired_gateway_orders_locally_without_asking() {
 
 /// A payment notification for `no` signed with `sign_type` and the sandbox's API key.
 fn v2_payment_xml(sandbox: &Sandbox, no: &str, amount: u64, sign_type: SignType) -> Bytes {
+    v2_payment_xml_with(
+        sandbox,
+        no,
+        amount,
+        sign_type,
+        Some("4200000000000000000000000077"),
+    )
+}
+
+fn v2_payment_xml_with(
+    sandbox: &Sandbox,
+    no: &str,
+    amount: u64,
+    sign_type: SignType,
+    transaction_id: Option<&str>,
+) -> Bytes {
     use wxpay_core::v2::{Params, sign::sign_params, xml};
     let merchant = sandbox.merchant();
     let mut params: Params = [
@@ -344,7 +360,6 @@ fn v2_payment_xml(sandbox: &Sandbox, no: &str, amount: u64, sign_type: SignType)
         ("trade_type", "JSAPI"),
         ("bank_type", "OTHERS"),
         ("fee_type", "CNY"),
-        ("transaction_id", "4200000000000000000000000077"),
         ("out_trade_no", no),
         ("time_end", "20261207120000"),
         ("sign_type", sign_type.as_str()),
@@ -354,6 +369,9 @@ fn v2_payment_xml(sandbox: &Sandbox, no: &str, amount: u64, sign_type: SignType)
     .collect();
     params.insert("total_fee".into(), amount.to_string());
     params.insert("cash_fee".into(), amount.to_string());
+    if let Some(id) = transaction_id {
+        params.insert("transaction_id".into(), id.to_owned());
+    }
     let sign = sign_params(
         &params,
         &ApiKey::new(sandbox.v2_api_key()).unwrap(),
@@ -426,4 +444,20 @@ async fn api_v2_counts_body_and_attach_in_bytes() {
             .len(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_without_transaction_id_is_acknowledged_and_left_to_the_query() {
+    let h = start(Upstream::V2(V2SignType::Md5)).await;
+    let (status, reply) = precreate(&h, &json!({"openid": OPENID, "amount": 300})).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let no = reply["out_trade_no"].as_str().unwrap().to_owned();
+    let body = v2_payment_xml_with(&h.sandbox, &no, 300, SignType::Md5, None);
+    // Acknowledged, so WeChat does not repeat it for a day; the order stays open.
+    assert_eq!(notify(&h, body).await, StatusCode::OK);
+    assert_eq!(status_of(&h, &no).await["status"], "PENDING");
+    let number = OutTradeNo::try_from(no.as_str()).unwrap();
+    let mismatches = h.store.mismatches(&number).await.unwrap();
+    assert_eq!(mismatches.len(), 1, "{mismatches:?}");
+    assert!(mismatches[0].detail.contains("without transaction_id"));
 }

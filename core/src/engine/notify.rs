@@ -199,7 +199,27 @@ async fn mark_paid(
 ) -> Response<Bytes> {
     let provider = &inner.provider;
     let Some(transaction_id) = report.transaction_id.clone() else {
-        return provider.failure_reply(StatusCode::BAD_REQUEST, "payment without transaction_id");
+        // Refusing it would have the upstream repeat the same incomplete notification for a
+        // day. Where the upstream can be queried, acknowledge, record it for the operator and
+        // leave the order open: reconciliation's query carries the transaction id and marks it
+        // paid. Without a query API the repeat is the only way to learn more, so refuse.
+        if !provider.can_query() {
+            return provider
+                .failure_reply(StatusCode::BAD_REQUEST, "payment without transaction_id");
+        }
+        let alert = Alert::Mismatch {
+            out_trade_no: order.out_trade_no.as_str().to_owned(),
+            detail: "a payment was reported without transaction_id; the order stays open \
+                     until reconciliation queries it"
+                .to_owned(),
+        };
+        return record_and_acknowledge(
+            inner,
+            event_id.unwrap_or_default(),
+            &order.out_trade_no,
+            alert,
+        )
+        .await;
     };
     let transition = Transition::Paid {
         transaction_id,

@@ -398,8 +398,6 @@ impl Provider for V2Provider {
         }
         let (state, event_id) = match params.get("result_code").map(String::as_str) {
             Some("SUCCESS") => {
-                let transaction_id = non_empty(&params, "transaction_id")
-                    .ok_or_else(|| malformed("payment notification without transaction_id"))?;
                 if params
                     .get("total_fee")
                     .and_then(|v| v.parse::<u64>().ok())
@@ -407,7 +405,13 @@ impl Provider for V2Provider {
                 {
                     return Err(malformed("payment notification without a valid total_fee"));
                 }
-                (PaymentState::Paid, format!("v2-{transaction_id}"))
+                // Without a transaction id the engine records the payment for the operator and
+                // lets the order query finish it (see the engine's notify route).
+                let event_id = match non_empty(&params, "transaction_id") {
+                    Some(transaction_id) => format!("v2-{transaction_id}"),
+                    None => format!("v2-{}-SUCCESS-without-transaction", params["out_trade_no"]),
+                };
+                (PaymentState::Paid, event_id)
             }
             _ => {
                 let code = non_empty(&params, "err_code").unwrap_or_else(|| "FAIL".to_owned());
