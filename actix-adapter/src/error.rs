@@ -23,6 +23,9 @@ pub enum ErrorKind {
     TooLarge,
     /// The body could not be read (400 `BODY_READ_FAILED`).
     BodyRead,
+    /// The body did not arrive within the engine's body read timeout (408; for notifications
+    /// in the provider's failure shape).
+    TimedOut,
     /// The provider refused a notification: the reply is the provider's exact failure reply.
     Rejected(RejectionKind),
 }
@@ -94,6 +97,15 @@ impl WxPayError {
             kind: ErrorKind::TooLarge,
             message,
             reply,
+            rejection: None,
+        }))
+    }
+
+    pub(crate) fn timed_out(engine: &Engine, route: Route) -> Self {
+        Self(Box::new(Inner {
+            kind: ErrorKind::TimedOut,
+            message: "the request body did not arrive in time".to_owned(),
+            reply: engine.body_read_timed_out(route),
             rejection: None,
         }))
     }

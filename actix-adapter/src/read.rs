@@ -22,7 +22,8 @@ fn announced_too_large(request: &HttpRequest, limit: usize) -> bool {
 
 /// Reads the body of a request to `route` within the effective limit ([`WxPayConfig`] in
 /// `app_data`, capped by the engine's): a `Content-Length` over it fails before a byte is
-/// read, a body streaming past it fails as soon as it does.
+/// read, a body streaming past it fails as soon as it does, a body not complete within
+/// [`Engine::body_read_timeout`] fails then (408).
 pub(crate) async fn read_body(
     request: &HttpRequest,
     engine: &Engine,
@@ -33,7 +34,13 @@ pub(crate) async fn read_body(
     if announced_too_large(request, limit) {
         return Err(WxPayError::too_large(engine, route, limit));
     }
-    match to_bytes_limited(BodyStream::new(payload), limit).await {
+    let read = tokio::time::timeout(
+        engine.body_read_timeout(),
+        to_bytes_limited(BodyStream::new(payload), limit),
+    )
+    .await
+    .map_err(|_| WxPayError::timed_out(engine, route))?;
+    match read {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(error)) => Err(WxPayError::body_read(&error)),
         Err(_) => Err(WxPayError::too_large(engine, route, limit)),

@@ -151,3 +151,42 @@ async fn http_server_with_an_own_notify_handler_in_a_scope() {
     handle.stop(true).await;
     running.await.unwrap().unwrap();
 }
+
+#[actix_web::test]
+async fn a_slow_body_gets_408_after_the_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sandbox = sandbox().await;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let engine = common::engine_builder(&sandbox, &format!("http://{addr}/wxpay/notify"))
+        .body_read_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let server =
+        HttpServer::new(move || App::new().configure(wxpay_actix::configure(engine.clone())))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    // A slow-loris client: headers announcing 100 bytes, 9 of them, then nothing.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /wxpay/precreate HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"openid\"",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("the read timeout must end the request")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..read]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("BODY_READ_TIMEOUT"), "{text}");
+    handle.stop(false).await;
+}

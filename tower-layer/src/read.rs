@@ -16,6 +16,8 @@ pub enum BodyReadError {
     TooLarge,
     /// The body stream failed (the client went away, a malformed chunk).
     Failed(Box<dyn std::error::Error + Send + Sync>),
+    /// The body did not arrive within [`Engine::body_read_timeout`] (a slow or stalled client).
+    TimedOut,
 }
 
 impl fmt::Display for BodyReadError {
@@ -23,6 +25,7 @@ impl fmt::Display for BodyReadError {
         match self {
             Self::TooLarge => f.write_str("the request body is larger than the route's limit"),
             Self::Failed(e) => write!(f, "the request body could not be read: {e}"),
+            Self::TimedOut => f.write_str("the request body did not arrive in time"),
         }
     }
 }
@@ -30,18 +33,19 @@ impl fmt::Display for BodyReadError {
 impl std::error::Error for BodyReadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::TooLarge => None,
+            Self::TooLarge | Self::TimedOut => None,
             Self::Failed(e) => Some(e.as_ref()),
         }
     }
 }
 
 impl BodyReadError {
-    /// The reply: the engine's `413` for [`BodyReadError::TooLarge`], a JSON `400`
-    /// `{"code":"BODY_READ_FAILED",…}` otherwise.
+    /// The reply: the engine's `413` for [`BodyReadError::TooLarge`], its `408` for
+    /// [`BodyReadError::TimedOut`], a JSON `400` `{"code":"BODY_READ_FAILED",…}` otherwise.
     pub fn into_response(self, engine: &Engine, route: Route) -> Response<Bytes> {
         match self {
             Self::TooLarge => engine.payload_too_large(route),
+            Self::TimedOut => engine.body_read_timed_out(route),
             Self::Failed(_) => json_error(
                 StatusCode::BAD_REQUEST,
                 "BODY_READ_FAILED",
@@ -63,7 +67,8 @@ fn announced_too_large(headers: &HeaderMap, limit: usize) -> bool {
 /// Reads the whole body of a request to `route`, at most [`Engine::body_limit`] bytes.
 ///
 /// A `Content-Length` over the limit fails at once, before any byte is read; a body that
-/// streams past the limit fails as soon as it does.
+/// streams past the limit fails as soon as it does; a body not complete within
+/// [`Engine::body_read_timeout`] fails then.
 pub async fn read_route_body<B>(
     engine: &Engine,
     route: Route,
@@ -78,7 +83,13 @@ where
     if announced_too_large(headers, limit) {
         return Err(BodyReadError::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(
+        engine.body_read_timeout(),
+        Limited::new(body, limit).collect(),
+    )
+    .await
+    .map_err(|_| BodyReadError::TimedOut)?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(BodyReadError::TooLarge),
         Err(e) => Err(BodyReadError::Failed(e)),

@@ -407,3 +407,40 @@ async fn plain_hyper_serves_the_layered_service() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     server.abort();
 }
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408_after_the_read_timeout() {
+    let sandbox = sandbox().await;
+    let engine = common::engine_builder(&sandbox, "http://127.0.0.1:9/wxpay/notify")
+        .body_read_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert_eq!(engine.body_read_timeout(), Duration::from_millis(200));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = WxPayLayer::new(engine).layer(echo(calls.clone()));
+    for path in ["/wxpay/precreate", "/wxpay/notify"] {
+        // A slow-loris client: one chunk, then nothing, the connection held open.
+        let (tx, body) = channel_body();
+        tx.send(Bytes::from_static(b"{\"openid\"")).await.unwrap();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .unwrap();
+        let response =
+            tokio::time::timeout(Duration::from_secs(5), service.clone().oneshot(request))
+                .await
+                .expect("the read timeout must end the request")
+                .unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "{path}");
+        if path == "/wxpay/precreate" {
+            assert_eq!(
+                body_json(response.into_body()).await["code"],
+                "BODY_READ_TIMEOUT"
+            );
+        }
+        drop(tx);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}

@@ -71,6 +71,9 @@ pub const DEFAULT_PRECREATE_BODY_LIMIT: usize = 16 * 1024;
 /// The default least time between two status-route queries of one order upstream.
 pub const DEFAULT_STATUS_QUERY_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How long the adapters wait for a request body by default ([`EngineBuilder::body_read_timeout`]).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One of the engine's routes. More may come: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -283,6 +286,8 @@ pub(crate) struct Settings {
     pub(crate) dispatch_every: Duration,
     /// The seed-000 route's time budget, when it is mounted.
     pub(crate) seed000_budget: Option<Duration>,
+    /// The longest an adapter waits for a request body.
+    pub(crate) body_read_timeout: Duration,
 }
 
 /// Builds an [`Engine`].
@@ -444,6 +449,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How long the adapters wait for a request body before answering `408` (default 10 s):
+    /// a client that sends its body slowly, or never, holds a connection no longer than this.
+    #[must_use]
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.body_read_timeout = timeout;
+        self
+    }
+
     /// Replaces the clock (tests).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -564,6 +577,7 @@ impl Engine {
                 retention: Retention::default(),
                 dispatch_every: Duration::from_secs(5),
                 seed000_budget: None,
+                body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             },
         }
     }
@@ -653,6 +667,32 @@ impl Engine {
             | Route::AdminMetrics
             | Route::AdminConsole
             | Route::AdminConsoleAsset => 0,
+        }
+    }
+
+    /// How long an adapter waits for a request's body ([`EngineBuilder::body_read_timeout`]).
+    pub fn body_read_timeout(&self) -> Duration {
+        self.inner.settings.body_read_timeout
+    }
+
+    /// The reply for a body that did not arrive within [`Engine::body_read_timeout`]: 408, in
+    /// the provider's failure shape for notifications (so the upstream retries).
+    pub fn body_read_timed_out(&self, route: Route) -> Response<Bytes> {
+        let message = format!(
+            "the request body did not arrive within {} ms",
+            self.body_read_timeout().as_millis()
+        );
+        match route {
+            Route::Notify => self
+                .inner
+                .provider
+                .failure_reply(StatusCode::REQUEST_TIMEOUT, &message),
+            Route::Seed000Jsapi => seed000::engine_error(&reply::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "BODY_READ_TIMEOUT",
+                message,
+            )),
+            _ => reply::error(StatusCode::REQUEST_TIMEOUT, "BODY_READ_TIMEOUT", message),
         }
     }
 

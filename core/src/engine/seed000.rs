@@ -80,7 +80,7 @@ impl GrpcCode {
             429 => GrpcCode::ResourceExhausted,
             501 => GrpcCode::Unimplemented,
             502 | 503 => GrpcCode::Unavailable,
-            504 => GrpcCode::DeadlineExceeded,
+            408 | 504 => GrpcCode::DeadlineExceeded,
             400..=499 => GrpcCode::InvalidArgument,
             _ => GrpcCode::Internal,
         }
