@@ -803,3 +803,40 @@ async fn a_payment_without_transaction_id_is_acknowledged_recorded_and_reconcile
     assert!(report.paid >= 1, "{report:?}");
     assert_paid_once(&h, "NOTXNID0001", &transaction_id).await;
 }
+
+/// The store failed after the upstream issued the prepay, so the order stayed CREATED; the payer
+/// paid it anyway (the prepay exists upstream). The payment is real: the order becomes PAID with
+/// one event, and the operator gets a mismatch note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_of_an_order_still_created_is_accepted_and_noted() {
+    let h = Harness::start().await;
+    h.store.fail(Op::Transition);
+    h.precreate(
+        &serde_json::json!({"openid": OPENID, "amount": 100, "out_trade_no": "CREATEDPAY1"}),
+    )
+    .await
+    .assert_error(StatusCode::SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE");
+    h.store.recover_all();
+    let order = h.store.order("CREATEDPAY1").await;
+    assert_eq!(order.status, OrderStatus::Created);
+    // The prepay that took effect upstream (an identical call returns it again).
+    let prepay = h.provider.inner().prepay(&order, None).await.unwrap();
+    let pay: PayRequest =
+        serde_json::from_value(serde_json::to_value(&prepay.params).unwrap()).unwrap();
+    h.sandbox.pay(pay).await.unwrap();
+    h.sandbox
+        .wait_for_delivery("CREATEDPAY1", WAIT)
+        .await
+        .unwrap();
+    let paid = h.store.order("CREATEDPAY1").await;
+    assert_eq!(paid.status, OrderStatus::Paid);
+    assert!(paid.transaction_id.is_some());
+    assert_eq!(h.store.events("CREATEDPAY1").await.len(), 1);
+    let mismatches = h.store.mismatches_of("CREATEDPAY1").await;
+    assert_eq!(mismatches.len(), 1, "{mismatches:?}");
+    assert!(
+        mismatches[0].detail.contains("still CREATED"),
+        "{mismatches:?}"
+    );
+    h.log.assert_no_violation();
+}

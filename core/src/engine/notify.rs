@@ -264,6 +264,10 @@ async fn mark_paid(
             provider.acknowledge()
         }
         Err(StoreError::Conflict {
+            actual: OrderStatus::Created,
+            ..
+        }) => paid_unprepared(inner, order, report, event_id).await,
+        Err(StoreError::Conflict {
             actual: OrderStatus::Paid,
             ..
         }) => {
@@ -299,6 +303,63 @@ async fn mark_paid(
 }
 
 /// A disagreement between the report and the order, in words; `None` when they agree.
+/// A payment of an order still `CREATED`: the upstream issued its prepay but the store never
+/// recorded it, and the payer paid anyway. The money is real, so the order becomes `PAID`
+/// (with its event) and the operator gets a mismatch note saying why it skipped `PENDING`.
+async fn paid_unprepared(
+    inner: &Inner,
+    order: &Order,
+    report: &PaymentReport,
+    event_id: Option<&str>,
+) -> Response<Bytes> {
+    let Some(transaction_id) = report.transaction_id.clone() else {
+        return inner
+            .provider
+            .failure_reply(StatusCode::BAD_REQUEST, "payment without transaction_id");
+    };
+    let transition = Transition::PaidUnprepared {
+        transaction_id,
+        paid_at: report.paid_at.unwrap_or_else(|| inner.clock.now()),
+        payer: report.payer.clone(),
+    };
+    match inner
+        .store
+        .transition_with_notification(
+            &order.out_trade_no,
+            OrderStatus::Created,
+            transition,
+            event_id,
+        )
+        .await
+    {
+        Ok(outcome) => {
+            if outcome.is_applied() {
+                tracing::warn!(out_trade_no = %order.out_trade_no, "order paid before its prepay was recorded");
+                inner.paid_signal.notify_one();
+            }
+            let alert = Alert::Mismatch {
+                out_trade_no: order.out_trade_no.as_str().to_owned(),
+                detail: "paid while still CREATED: the prepay was issued upstream but never \
+                         recorded here; the payment was accepted"
+                    .to_owned(),
+            };
+            record_and_acknowledge(
+                inner,
+                event_id.unwrap_or_default(),
+                &order.out_trade_no,
+                alert,
+            )
+            .await
+        }
+        // Moved meanwhile (e.g. a concurrent precreate recorded its prepay): the upstream's
+        // retry is handled again from the new status.
+        Err(StoreError::Conflict { .. }) => inner
+            .provider
+            .failure_reply(StatusCode::CONFLICT, "the order changed meanwhile; retry"),
+        Err(error) => store_failure(inner, &error),
+    }
+}
+
 fn cross_check(
     order: &Order,
     report: &PaymentReport,

@@ -153,6 +153,19 @@ pub enum Transition {
         /// The payer's openid as the notification reports it, when it does.
         payer: Option<String>,
     },
+    /// A verified payment of an order still `CREATED`: its prepay was issued upstream but never
+    /// recorded here (the store failed after the upstream answered), and the payer paid it.
+    /// `CREATED → PAID`, with the same fields and outbox event as [`Transition::Paid`]. Kept
+    /// apart so that an ordinary `Paid` of an order with no prepay stays impossible: only the
+    /// notify path takes this one, and it records a mismatch for the operator.
+    PaidUnprepared {
+        /// The upstream's transaction id.
+        transaction_id: String,
+        /// When the payer paid, as the upstream reports it.
+        paid_at: OffsetDateTime,
+        /// The payer's openid as the notification reports it, when it does.
+        payer: Option<String>,
+    },
     /// Closed without payment: `CREATED | PENDING → CLOSED`.
     Closed,
     /// Failed for good: `CREATED | PENDING → FAILED`. Sets `failure_reason`.
@@ -169,18 +182,20 @@ impl Transition {
     pub fn target(&self) -> OrderStatus {
         match self {
             Transition::Prepared { .. } => OrderStatus::Pending,
-            Transition::Paid { .. } => OrderStatus::Paid,
+            Transition::Paid { .. } | Transition::PaidUnprepared { .. } => OrderStatus::Paid,
             Transition::Closed => OrderStatus::Closed,
             Transition::Failed { .. } => OrderStatus::Failed,
             Transition::Refunded => OrderStatus::Refunded,
         }
     }
 
-    /// The transition's name: `Prepared`, `Paid`, `Closed`, `Failed` or `Refunded`.
+    /// The transition's name: `Prepared`, `Paid`, `PaidUnprepared`, `Closed`, `Failed` or
+    /// `Refunded`.
     pub fn name(&self) -> &'static str {
         match self {
             Transition::Prepared { .. } => "Prepared",
             Transition::Paid { .. } => "Paid",
+            Transition::PaidUnprepared { .. } => "PaidUnprepared",
             Transition::Closed => "Closed",
             Transition::Failed { .. } => "Failed",
             Transition::Refunded => "Refunded",
@@ -340,7 +355,8 @@ impl Order {
                 self.status == OrderStatus::Pending
                     && self.prepay_id.as_deref() == Some(prepay_id.as_str())
             }
-            Transition::Paid { transaction_id, .. } => {
+            Transition::Paid { transaction_id, .. }
+            | Transition::PaidUnprepared { transaction_id, .. } => {
                 matches!(self.status, OrderStatus::Paid | OrderStatus::Refunded)
                     && self.transaction_id.as_deref() == Some(transaction_id.as_str())
             }
@@ -366,6 +382,23 @@ impl Order {
     ) -> Result<Decision, StoreError> {
         if self.has_applied(transition) {
             return Ok(Decision::AlreadyApplied);
+        }
+        if matches!(transition, Transition::PaidUnprepared { .. }) {
+            if expected != OrderStatus::Created {
+                return Err(StoreError::Impossible {
+                    out_trade_no: self.out_trade_no.clone(),
+                    from: expected,
+                    transition: transition.name(),
+                });
+            }
+            if self.status != expected {
+                return Err(StoreError::Conflict {
+                    out_trade_no: self.out_trade_no.clone(),
+                    expected,
+                    actual: self.status,
+                });
+            }
+            return Ok(Decision::Apply);
         }
         let target = transition.target();
         let never_prepared =
@@ -402,6 +435,11 @@ impl Order {
                 order.prepay_expires_at = Some(truncate_to_millis(*expires_at));
             }
             Transition::Paid {
+                transaction_id,
+                paid_at,
+                payer,
+            }
+            | Transition::PaidUnprepared {
                 transaction_id,
                 paid_at,
                 payer,

@@ -120,7 +120,9 @@ impl OrderStore for MemoryStore {
             Decision::Apply => {
                 let next = current.applied(&transition, now);
                 let event = match transition {
-                    Transition::Paid { .. } => Some(PaidEvent::for_paid_order(&next, now)?),
+                    Transition::Paid { .. } | Transition::PaidUnprepared { .. } => {
+                        Some(PaidEvent::for_paid_order(&next, now)?)
+                    }
                     _ => None,
                 };
                 if let Some(event) = event {

@@ -114,6 +114,7 @@ pub const CASES: &[&str] = &[
     "lifecycle_to_paid_and_refunded",
     "repeated_transitions_are_already_applied",
     "impossible_transitions_are_refused",
+    "a_created_order_is_paid_only_as_unprepared",
     "compare_and_set_conflict",
     "prepay_id_can_be_replaced",
     "payment_after_close_is_recorded",
@@ -149,6 +150,7 @@ pub async fn run_all(open: &dyn OpenStore) {
     lifecycle_to_paid_and_refunded(open).await;
     repeated_transitions_are_already_applied(open).await;
     impossible_transitions_are_refused(open).await;
+    a_created_order_is_paid_only_as_unprepared(open).await;
     compare_and_set_conflict(open).await;
     prepay_id_can_be_replaced(open).await;
     payment_after_close_is_recorded(open).await;
@@ -189,6 +191,7 @@ macro_rules! store_conformance_tests {
             lifecycle_to_paid_and_refunded,
             repeated_transitions_are_already_applied,
             impossible_transitions_are_refused,
+            a_created_order_is_paid_only_as_unprepared,
             compare_and_set_conflict,
             prepay_id_can_be_replaced,
             payment_after_close_is_recorded,
@@ -650,6 +653,82 @@ pub async fn impossible_transitions_are_refused(open: &dyn OpenStore) {
         .transition(&no, OrderStatus::Created, Transition::Closed)
         .await
         .unwrap();
+}
+
+/// `PaidUnprepared` pays an order still `CREATED` (its prepay never recorded) with its paid
+/// event, once; it is impossible from any other expected status and a conflict on an order
+/// that moved on. An ordinary `Paid` from `CREATED` stays impossible.
+pub async fn a_created_order_is_paid_only_as_unprepared(open: &dyn OpenStore) {
+    let store = open.open().await;
+    let created = insert(&*store).await;
+    let no = created.out_trade_no.clone();
+    let transaction_id = unique("4200");
+    let Transition::Paid { paid_at, payer, .. } = paid(&transaction_id) else {
+        unreachable!()
+    };
+    let unprepared = Transition::PaidUnprepared {
+        transaction_id: transaction_id.clone(),
+        paid_at,
+        payer: payer.clone(),
+    };
+    assert!(matches!(
+        store
+            .transition(&no, OrderStatus::Created, paid(&transaction_id))
+            .await,
+        Err(StoreError::Impossible { .. })
+    ));
+    assert!(matches!(
+        store
+            .transition(&no, OrderStatus::Pending, unprepared.clone())
+            .await,
+        Err(StoreError::Impossible { .. })
+    ));
+    let order = apply(&*store, &no, OrderStatus::Created, unprepared.clone()).await;
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(
+        order.transaction_id.as_deref(),
+        Some(transaction_id.as_str())
+    );
+    assert_eq!(order.paid_at, Some(truncate_to_millis(paid_at)));
+    assert_eq!(order.payer, payer);
+    assert_eq!(order.prepay_id, None);
+    let events = store.events_for_order(&no).await.unwrap();
+    assert_eq!(events.len(), 1, "one paid event");
+    assert_eq!(
+        events[0].as_paid().map(|e| e.transaction_id.as_str()),
+        Some(transaction_id.as_str())
+    );
+    // Again: already applied, nothing more written.
+    let again = store
+        .transition(&no, OrderStatus::Created, unprepared)
+        .await
+        .unwrap();
+    assert!(!again.is_applied());
+    assert_eq!(store.events_for_order(&no).await.unwrap().len(), 1);
+    // On an order that moved on (PENDING): a conflict naming its status.
+    let pending = pending(&*store).await;
+    let other = Transition::PaidUnprepared {
+        transaction_id: unique("4200"),
+        paid_at,
+        payer: None,
+    };
+    assert!(matches!(
+        store
+            .transition(&pending.out_trade_no, OrderStatus::Created, other)
+            .await,
+        Err(StoreError::Conflict {
+            actual: OrderStatus::Pending,
+            ..
+        })
+    ));
+    deliver_all(&*store, &no).await;
+    apply(
+        &*store,
+        &pending.out_trade_no,
+        OrderStatus::Pending,
+        Transition::Closed,
+    )
+    .await;
 }
 
 /// A transition from a status the order is not in is a `Conflict` carrying the actual status.

@@ -308,7 +308,9 @@ async fn try_transition(
         Decision::Apply => {
             let next = current.applied(transition, now);
             let event = match transition {
-                Transition::Paid { .. } => Some(PaidEvent::for_paid_order(&next, now)?),
+                Transition::Paid { .. } | Transition::PaidUnprepared { .. } => {
+                    Some(PaidEvent::for_paid_order(&next, now)?)
+                }
                 _ => None,
             };
             let mut tx = pool.begin().await.map_err(backend)?;
