@@ -682,35 +682,40 @@ impl Engine {
             "the request body did not arrive within {} ms",
             self.body_read_timeout().as_millis()
         );
-        match route {
-            Route::Notify => self
-                .inner
-                .provider
-                .failure_reply(StatusCode::REQUEST_TIMEOUT, &message),
-            Route::Seed000Jsapi => seed000::engine_error(&reply::error(
-                StatusCode::REQUEST_TIMEOUT,
-                "BODY_READ_TIMEOUT",
-                message,
-            )),
-            _ => reply::error(StatusCode::REQUEST_TIMEOUT, "BODY_READ_TIMEOUT", message),
-        }
+        self.body_error(
+            route,
+            StatusCode::REQUEST_TIMEOUT,
+            "BODY_READ_TIMEOUT",
+            message,
+        )
     }
 
     /// The reply for a body over [`Engine::body_limit`]: 413, in the provider's failure shape
     /// for notifications.
     pub fn payload_too_large(&self, route: Route) -> Response<Bytes> {
         let message = format!("request body exceeds {} bytes", self.body_limit(route));
+        self.body_error(
+            route,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BODY_TOO_LARGE",
+            message,
+        )
+    }
+
+    /// A refusal of a request's body in the shape of `route`: the provider's failure reply on
+    /// the notify route (so the upstream retries), gRPC-gateway's on the seed-000 route, the
+    /// engine's JSON error elsewhere.
+    fn body_error(
+        &self,
+        route: Route,
+        status: StatusCode,
+        code: &str,
+        message: String,
+    ) -> Response<Bytes> {
         match route {
-            Route::Notify => self
-                .inner
-                .provider
-                .failure_reply(StatusCode::PAYLOAD_TOO_LARGE, &message),
-            Route::Seed000Jsapi => seed000::engine_error(&reply::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BODY_TOO_LARGE",
-                message,
-            )),
-            _ => reply::error(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", message),
+            Route::Notify => self.inner.provider.failure_reply(status, &message),
+            Route::Seed000Jsapi => seed000::engine_error(&reply::error(status, code, message)),
+            _ => reply::error(status, code, message),
         }
     }
 
