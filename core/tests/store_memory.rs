@@ -96,6 +96,25 @@ mod racy {
         async fn mark_delivered(&self, id: &str) -> Result<(), StoreError> {
             self.0.mark_delivered(id).await
         }
+        async fn claim_undelivered_events(
+            &self,
+            holder: &str,
+            ttl: std::time::Duration,
+            limit: u32,
+        ) -> Result<Vec<Event>, StoreError> {
+            self.0.claim_undelivered_events(holder, ttl, limit).await
+        }
+        async fn acquire_lease(
+            &self,
+            name: &str,
+            holder: &str,
+            ttl: std::time::Duration,
+        ) -> Result<bool, StoreError> {
+            self.0.acquire_lease(name, holder, ttl).await
+        }
+        async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+            self.0.release_lease(name, holder).await
+        }
         async fn list_orders(
             &self,
             filter: &wxpay_core::store::OrderFilter,

@@ -35,6 +35,22 @@ struct State {
     mismatches: Vec<Mismatch>,
     /// Refunds in the order they were reserved.
     refunds: Vec<Refund>,
+    /// Who claimed each outbox event, and until when.
+    claims: HashMap<String, Claim>,
+    /// Named leases and their holders.
+    leases: HashMap<String, Claim>,
+}
+
+/// A holder's claim on an event, or lease on a name, valid until a time.
+struct Claim {
+    holder: String,
+    until: OffsetDateTime,
+}
+
+impl Claim {
+    fn lets(&self, holder: &str, now: OffsetDateTime) -> bool {
+        self.holder == holder || self.until < now
+    }
 }
 
 impl MemoryStore {
@@ -192,6 +208,78 @@ impl OrderStore for MemoryStore {
             Event::Paid(event) => event.delivered_at.get_or_insert(now),
             Event::Refund(event) => event.delivered_at.get_or_insert(now),
         };
+        state.claims.remove(event_id);
+        Ok(())
+    }
+
+    async fn claim_undelivered_events(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let now = self.now();
+        let until = super::later(now, ttl);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut state = self.lock();
+        let State { outbox, claims, .. } = &mut *state;
+        let claimed: Vec<Event> = outbox
+            .iter()
+            .filter(|event| event.delivered_at().is_none())
+            .filter(|event| {
+                claims
+                    .get(event.event_id())
+                    .is_none_or(|claim| claim.lets(holder, now))
+            })
+            .take(limit)
+            .cloned()
+            .collect();
+        for event in &claimed {
+            claims.insert(
+                event.event_id().to_owned(),
+                Claim {
+                    holder: holder.to_owned(),
+                    until,
+                },
+            );
+        }
+        Ok(claimed)
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut state = self.lock();
+        if state
+            .leases
+            .get(name)
+            .is_some_and(|lease| !lease.lets(holder, now))
+        {
+            return Ok(false);
+        }
+        state.leases.insert(
+            name.to_owned(),
+            Claim {
+                holder: holder.to_owned(),
+                until: super::later(now, ttl),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state
+            .leases
+            .get(name)
+            .is_some_and(|lease| lease.holder == holder)
+        {
+            state.leases.remove(name);
+        }
         Ok(())
     }
 

@@ -370,6 +370,17 @@ pub struct InboxEntry {
 
 /// The reservation answer for a refund number already stored: the same refund again for the
 /// same order, a taken number for another.
+/// When a claim or lease taken at `now` for `ttl` expires (far in the future for a huge `ttl`).
+pub(crate) fn later(now: OffsetDateTime, ttl: std::time::Duration) -> OffsetDateTime {
+    time::Duration::try_from(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add(ttl))
+        .unwrap_or(OffsetDateTime::new_utc(
+            time::Date::MAX,
+            time::Time::MIDNIGHT,
+        ))
+}
+
 pub(crate) fn existing_refund(
     existing: &Refund,
     out_trade_no: &OutTradeNo,
@@ -472,6 +483,32 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug {
     /// Marks an event delivered. Marking it again is a success that keeps the first
     /// delivery time; an unknown id is [`StoreError::EventNotFound`].
     async fn mark_delivered(&self, event_id: &str) -> Result<(), StoreError>;
+
+    /// Claims for `holder`, until `ttl` from now, up to `limit` undelivered events, oldest
+    /// first: events nobody claimed, whose claim expired, or that `holder` claimed before. An
+    /// event claimed by one holder is not returned to another until the claim expires, so
+    /// several engine instances on one store each deliver different events. Each claim is a
+    /// conditional write: of two concurrent claimers, one gets the event.
+    async fn claim_undelivered_events(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Takes or renews the lease `name` for `holder`, valid `ttl` from now, unless another
+    /// holder's lease on `name` is still valid. True when `holder` holds it now. Of several
+    /// instances asking at once, one gets it: the reconciler runs on one instance at a time.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `holder`'s lease `name`, so another holder may take it at once; nothing when
+    /// the lease is not `holder`'s.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 
     /// Up to `limit` orders in `status` last changed strictly before `updated_before`, least
     /// recently changed first: for reconciliation (e.g. `PENDING` orders whose payment state

@@ -124,6 +124,8 @@ pub const CASES: &[&str] = &[
     "inbox_dedupes_concurrently",
     "notification_recorded_with_transition",
     "outbox_delivery",
+    "events_are_claimed_by_one_holder_at_a_time",
+    "a_lease_has_one_holder_until_it_expires",
     "list_stale_orders",
     "stale_order_pages_visit_each_order_once",
     "pruning_deletes_old_bookkeeping_only",
@@ -160,6 +162,8 @@ pub async fn run_all(open: &dyn OpenStore) {
     inbox_dedupes_concurrently(open).await;
     notification_recorded_with_transition(open).await;
     outbox_delivery(open).await;
+    events_are_claimed_by_one_holder_at_a_time(open).await;
+    a_lease_has_one_holder_until_it_expires(open).await;
     list_stale_orders(open).await;
     stale_order_pages_visit_each_order_once(open).await;
     pruning_deletes_old_bookkeeping_only(open).await;
@@ -201,6 +205,8 @@ macro_rules! store_conformance_tests {
             inbox_dedupes_concurrently,
             notification_recorded_with_transition,
             outbox_delivery,
+            events_are_claimed_by_one_holder_at_a_time,
+            a_lease_has_one_holder_until_it_expires,
             list_stale_orders,
             stale_order_pages_visit_each_order_once,
             pruning_deletes_old_bookkeeping_only,
@@ -1102,6 +1108,157 @@ pub async fn outbox_delivery(open: &dyn OpenStore) {
     }
     let undelivered = store.undelivered_events(10_000).await.unwrap();
     assert!(ours(&undelivered).is_empty());
+}
+
+/// An undelivered event is claimed by one holder at a time: others see it again only once the
+/// claim expired; of concurrent claimers each event goes to one; delivered events are never
+/// claimed. (Claims of other cases' events in a shared database last seconds at most.)
+pub async fn events_are_claimed_by_one_holder_at_a_time(open: &dyn OpenStore) {
+    const HELD: std::time::Duration = std::time::Duration::from_secs(10);
+    const EXPIRED: std::time::Duration = std::time::Duration::ZERO;
+    let store = open.open().await;
+    let mut numbers = Vec::new();
+    for _ in 0..2 {
+        let pending = pending(&*store).await;
+        apply(
+            &*store,
+            &pending.out_trade_no,
+            OrderStatus::Pending,
+            paid(&unique("4200")),
+        )
+        .await;
+        numbers.push(pending.out_trade_no);
+    }
+    let ids: Vec<String> = numbers.iter().map(PaidEvent::id_for).collect();
+    let ours = |events: &[Event]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| ids.iter().any(|id| id == e.event_id()))
+            .map(|e| e.event_id().to_owned())
+            .collect()
+    };
+    let (a, b, c) = (unique("holder-a"), unique("holder-b"), unique("holder-c"));
+
+    let claimed = store
+        .claim_undelivered_events(&a, HELD, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(ours(&claimed), ids, "ours, oldest first");
+    let claimed = store
+        .claim_undelivered_events(&b, HELD, 10_000)
+        .await
+        .unwrap();
+    assert!(ours(&claimed).is_empty(), "held by a: {claimed:?}");
+    let claimed = store
+        .claim_undelivered_events(&a, HELD, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(ours(&claimed), ids, "a claims its own again");
+    assert!(
+        store
+            .claim_undelivered_events(&a, HELD, 0)
+            .await
+            .unwrap()
+            .is_empty(),
+        "limit 0"
+    );
+
+    // a's claim runs out; b and c race for the events: each goes to exactly one.
+    let claimed = store
+        .claim_undelivered_events(&a, EXPIRED, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(ours(&claimed), ids);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (by_b, by_c) = tokio::join!(
+        store.claim_undelivered_events(&b, HELD, 10_000),
+        store.claim_undelivered_events(&c, HELD, 10_000),
+    );
+    let (by_b, by_c) = (ours(&by_b.unwrap()), ours(&by_c.unwrap()));
+    let mut both: Vec<String> = by_b.iter().chain(&by_c).cloned().collect();
+    both.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(
+        both, expected,
+        "each event to one claimer: b {by_b:?}, c {by_c:?}"
+    );
+    let winner = if by_b.contains(&ids[0]) { &b } else { &c };
+
+    store.mark_delivered(&ids[0]).await.unwrap();
+    let claimed = store
+        .claim_undelivered_events(winner, HELD, 10_000)
+        .await
+        .unwrap();
+    assert!(!ours(&claimed).contains(&ids[0]), "delivered: {claimed:?}");
+    let undelivered = store.undelivered_events(10_000).await.unwrap();
+    assert_eq!(ours(&undelivered), ids[1..].to_vec(), "claims hide nothing");
+    for no in &numbers {
+        deliver_all(&*store, no).await;
+    }
+    for holder in [&a, &b, &c] {
+        let claimed = store
+            .claim_undelivered_events(holder, EXPIRED, 10_000)
+            .await
+            .unwrap();
+        assert!(ours(&claimed).is_empty(), "all delivered: {claimed:?}");
+    }
+}
+
+/// A lease has one holder: others are refused until it expires or is released; the holder
+/// renews it; of concurrent takers of a free lease one gets it.
+pub async fn a_lease_has_one_holder_until_it_expires(open: &dyn OpenStore) {
+    const HELD: std::time::Duration = std::time::Duration::from_secs(60);
+    const EXPIRED: std::time::Duration = std::time::Duration::ZERO;
+    let store = open.open().await;
+    let name = unique("lease");
+    let (a, b, c) = (unique("holder-a"), unique("holder-b"), unique("holder-c"));
+
+    assert!(store.acquire_lease(&name, &a, HELD).await.unwrap(), "free");
+    assert!(
+        !store.acquire_lease(&name, &b, HELD).await.unwrap(),
+        "held by a"
+    );
+    assert!(
+        store.acquire_lease(&name, &a, HELD).await.unwrap(),
+        "renewed"
+    );
+    assert!(
+        store.acquire_lease(&name, &a, HELD).await.unwrap(),
+        "renewed at once"
+    );
+    store.release_lease(&name, &b).await.unwrap();
+    assert!(
+        !store.acquire_lease(&name, &c, HELD).await.unwrap(),
+        "b cannot release a's"
+    );
+
+    assert!(store.acquire_lease(&name, &a, EXPIRED).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(
+        store.acquire_lease(&name, &b, HELD).await.unwrap(),
+        "a's expired"
+    );
+    assert!(
+        !store.acquire_lease(&name, &a, HELD).await.unwrap(),
+        "now b's"
+    );
+    store.release_lease(&name, &b).await.unwrap();
+    assert!(
+        store.acquire_lease(&name, &a, HELD).await.unwrap(),
+        "released by b"
+    );
+    store.release_lease(&name, &a).await.unwrap();
+
+    let race = unique("lease");
+    let takers: Vec<String> = (0..8).map(|i| unique(&format!("taker-{i}"))).collect();
+    let won = futures_join_all(takers.into_iter().map(|taker| {
+        let (store, race) = (store.clone(), race.clone());
+        tokio::spawn(async move { store.acquire_lease(&race, &taker, HELD).await })
+    }))
+    .await;
+    let winners = won.into_iter().filter(|won| *won.as_ref().unwrap()).count();
+    assert_eq!(winners, 1, "one of concurrent takers holds a free lease");
 }
 
 /// `list_stale` finds orders of a status last changed before a cutoff, oldest first.

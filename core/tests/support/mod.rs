@@ -406,6 +406,31 @@ impl OrderStore for FailingStore {
         self.inner.mark_delivered(event_id).await
     }
 
+    async fn claim_undelivered_events(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.check(Op::UndeliveredEvents)?;
+        self.inner
+            .claim_undelivered_events(holder, ttl, limit)
+            .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.acquire_lease(name, holder, ttl).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(name, holder).await
+    }
+
     async fn list_stale(
         &self,
         status: OrderStatus,

@@ -153,6 +153,11 @@ const MIGRATIONS_SQLITE: &[EmbeddedMigration] = &[
         "wxpay inbox by order",
         include_str!("../../../migrations/sqlite/900005_wxpay_inbox_by_order.sql"),
     ),
+    (
+        900006,
+        "wxpay instances",
+        include_str!("../../../migrations/sqlite/900006_wxpay_instances.sql"),
+    ),
 ];
 
 #[cfg(feature = "postgres")]
@@ -182,6 +187,11 @@ const MIGRATIONS_POSTGRES: &[EmbeddedMigration] = &[
         "wxpay inbox by order",
         include_str!("../../../migrations/postgres/900005_wxpay_inbox_by_order.sql"),
     ),
+    (
+        900006,
+        "wxpay instances",
+        include_str!("../../../migrations/postgres/900006_wxpay_instances.sql"),
+    ),
 ];
 
 #[cfg(feature = "mysql")]
@@ -210,6 +220,11 @@ const MIGRATIONS_MYSQL: &[EmbeddedMigration] = &[
         900005,
         "wxpay inbox by order",
         include_str!("../../../migrations/mysql/900005_wxpay_inbox_by_order.sql"),
+    ),
+    (
+        900006,
+        "wxpay instances",
+        include_str!("../../../migrations/mysql/900006_wxpay_instances.sql"),
     ),
 ];
 
@@ -657,6 +672,32 @@ impl OrderStore for SqlxStore {
     async fn mark_delivered(&self, event_id: &str) -> Result<(), StoreError> {
         let now = self.now();
         dispatch!(self.mark_delivered(event_id, now))
+    }
+
+    async fn claim_undelivered_events(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let now = self.now();
+        let until = super::later(now, ttl);
+        dispatch!(self.claim_undelivered_events(holder, now, until, limit))
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let until = super::later(now, ttl);
+        dispatch!(self.acquire_lease(name, holder, now, until))
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        dispatch!(self.release_lease(name, holder))
     }
 
     async fn list_stale_after(

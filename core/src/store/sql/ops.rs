@@ -440,6 +440,122 @@ pub(super) async fn undelivered_events(pool: &Pool, limit: u32) -> Result<Vec<Ev
     events_where(pool, "delivered_at IS NULL", None, limit).await
 }
 
+pub(super) async fn claim_undelivered_events(
+    pool: &Pool,
+    holder: &str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    const CLAIMABLE: &str = "delivered_at IS NULL \
+         AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?)";
+    let candidates = &sql(&format!(
+        "SELECT {EVENT_COLUMNS} FROM wxpay_outbox WHERE {CLAIMABLE} ORDER BY seq LIMIT ?"
+    ));
+    let claim = &sql(&format!(
+        "UPDATE wxpay_outbox SET claimed_by = ?, claimed_until = ? WHERE event_id = ? AND {CLAIMABLE}"
+    ));
+    retry(|| async move {
+        let rows = sqlx::query(candidates)
+            .bind(millis(now))
+            .bind(holder)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event = event_of(row)?;
+            // The candidate may have been claimed or delivered since it was read: only the
+            // conditional update makes it ours. (The new expiry always differs from the old,
+            // so MySQL counts the row as changed.)
+            let done = sqlx::query(claim)
+                .bind(holder)
+                .bind(millis(until))
+                .bind(event.event_id())
+                .bind(millis(now))
+                .bind(holder)
+                .execute(pool)
+                .await
+                .map_err(backend)?;
+            if done.rows_affected() == 1 {
+                claimed.push(event);
+            }
+        }
+        Ok(claimed)
+    })
+    .await
+}
+
+pub(super) async fn acquire_lease(
+    pool: &Pool,
+    name: &str,
+    holder: &str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let insert = &sql(&format!(
+        "INSERT INTO wxpay_leases (name, holder, expires_at) VALUES (?, ?, ?){}",
+        DIALECT.on_conflict_do_nothing("name")
+    ));
+    let take = &sql(
+        "UPDATE wxpay_leases SET holder = ?, expires_at = ? \
+         WHERE name = ? AND (holder = ? OR expires_at < ?)",
+    );
+    let current = &sql("SELECT holder, expires_at FROM wxpay_leases WHERE name = ?");
+    retry(|| async move {
+        let inserted = sqlx::query(insert)
+            .bind(name)
+            .bind(holder)
+            .bind(millis(until))
+            .execute(pool)
+            .await;
+        match inserted {
+            Ok(done) if done.rows_affected() == 1 => return Ok(true),
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {}
+            Err(err) => return Err(backend(err)),
+        }
+        let taken = sqlx::query(take)
+            .bind(holder)
+            .bind(millis(until))
+            .bind(name)
+            .bind(holder)
+            .bind(millis(now))
+            .execute(pool)
+            .await
+            .map_err(backend)?;
+        if taken.rows_affected() == 1 {
+            return Ok(true);
+        }
+        // MySQL counts a renewal within the same millisecond as no change: read who holds it.
+        let row = sqlx::query(current)
+            .bind(name)
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(false) };
+        let held_by: String = text(&row, "holder")?;
+        let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
+        Ok(held_by == holder && expires_at >= millis(now))
+    })
+    .await
+}
+
+pub(super) async fn release_lease(pool: &Pool, name: &str, holder: &str) -> Result<(), StoreError> {
+    let query = &sql("DELETE FROM wxpay_leases WHERE name = ? AND holder = ?");
+    retry(|| async move {
+        sqlx::query(query)
+            .bind(name)
+            .bind(holder)
+            .execute(pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    })
+    .await
+}
+
 pub(super) async fn events_for_order(
     pool: &Pool,
     out_trade_no: &OutTradeNo,
