@@ -49,6 +49,42 @@ async fn the_hook_receives_each_paid_event_with_a_dedupe_id() {
     assert_eq!(hook.received().len(), 2, "{:?}", hook.received());
 }
 
+/// Two instances on one store, both dispatching: each event reaches the app once, from one of
+/// them (each claims the events it delivers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_deliver_each_event_once() {
+    let hook = Arc::new(RecordingHook::default());
+    let h = with_hook(hook.clone()).start().await;
+    let other = h
+        .engine_builder()
+        .paid_hook(hook.clone() as Arc<dyn PaidHook>)
+        .dispatch_every(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    assert_ne!(h.engine.instance_id(), other.instance_id());
+    let _tasks = (
+        h.engine.spawn_background_tasks(),
+        other.spawn_background_tasks(),
+    );
+    let numbers: Vec<String> = (0..20).map(|i| format!("TWODISP{i:04}")).collect();
+    for no in &numbers {
+        h.paid_order(no, 100).await;
+    }
+    let wanted: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    hook.wait_for(&wanted).await;
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while !h.store.undelivered().await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut ids: Vec<String> = hook.received().into_iter().map(|e| e.event_id).collect();
+    ids.sort();
+    let mut expected: Vec<String> = numbers.iter().map(|no| format!("paid-{no}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "each event once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_hook_is_retried_until_it_succeeds() {
     let hook = Arc::new(RecordingHook::failing_first(3));

@@ -24,9 +24,11 @@ fn run_prefix() -> String {
 }
 
 /// An engine over `store` whose upstream is the harness's sandbox; notifications never arrive.
+/// Its reconciler lease is its own: the tests share the PostgreSQL database but not their work.
 fn engine_over(h: &Harness, store: Arc<dyn OrderStore>) -> Engine {
     Engine::builder(h.provider.clone(), store)
         .reconcile(Duration::ZERO, Duration::from_secs(3600))
+        .reconcile_lease(format!("reconcile-{}", run_prefix()))
         .query_upstream_on_status(false)
         .build()
         .unwrap()
@@ -177,6 +179,51 @@ async fn a_small_budget_reaches_every_order_in_turn_and_asks_none_twice() {
     // Until the back-off passes, nothing more is asked.
     let report = h.engine.reconcile().await;
     assert_eq!((report.checked, report.deferred), (0, 30), "{report:?}");
+}
+
+/// Two instances on one store reconcile at the same moment: the one holding the lease asks
+/// about each order once, the other does nothing and says so; the holder keeps the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_reconcile_one_at_a_time() {
+    let h = Harness::builder()
+        .unreachable_notify()
+        .configure(|b| {
+            b.reconcile(Duration::ZERO, Duration::from_secs(3600))
+                .query_upstream_on_status(false)
+        })
+        .start()
+        .await;
+    let other = h
+        .engine_builder()
+        .reconcile(Duration::ZERO, Duration::from_secs(3600))
+        .query_upstream_on_status(false)
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        h.precreate_ok(&format!("TWOINST{i:04}"), 100).await;
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let (first, second) = tokio::join!(h.engine.reconcile(), other.reconcile());
+    let harness_won = !first.lease_held_elsewhere;
+    let (holder, idle) = if harness_won {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(holder.checked, 5, "{holder:?}");
+    assert!(!holder.lease_held_elsewhere, "{holder:?}");
+    assert!(idle.lease_held_elsewhere, "{idle:?}");
+    assert_eq!(idle.checked + idle.refunds.checked, 0, "{idle:?}");
+    assert_eq!(h.provider.queries(), 5, "each order asked once");
+    // The lease stays with its holder: the other instance keeps waiting.
+    let (first, second) = tokio::join!(h.engine.reconcile(), other.reconcile());
+    assert_eq!(
+        (first.lease_held_elsewhere, second.lease_held_elsewhere),
+        (!harness_won, harness_won),
+        "{first:?} {second:?}"
+    );
+    assert_eq!(h.provider.queries(), 5, "the back-off holds on the holder");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

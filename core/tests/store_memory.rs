@@ -27,7 +27,7 @@ wxpay_core::store_conformance_tests!(opener());
 async fn run_all_runs_every_case() {
     let open = opener().expect("memory store");
     wxpay_core::store::testing::run_all(&open).await;
-    assert_eq!(wxpay_core::store::testing::CASES.len(), 32);
+    assert_eq!(wxpay_core::store::testing::CASES.len(), 34);
 }
 
 /// The suite has teeth: a store that checks the status and then writes without holding a lock

@@ -86,6 +86,10 @@ pub(super) fn spawn(inner: Arc<Inner>) -> BackgroundTasks {
 }
 
 const BATCH: u32 = 100;
+/// How long a dispatcher's claim on an event keeps other instances from delivering it. This
+/// instance re-claims its own at will (its back-off decides); another instance delivers the
+/// event once the claim expires, e.g. after this one crashed with the event in hand.
+pub const EVENT_CLAIM: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 async fn dispatch_forever(inner: Arc<Inner>, hook: Arc<dyn EventHook>) {
@@ -108,7 +112,11 @@ async fn dispatch_forever(inner: Arc<Inner>, hook: Arc<dyn EventHook>) {
 
 /// Delivers undelivered events once; true when every one was delivered.
 pub(super) async fn dispatch_once(inner: &Inner, hook: &dyn EventHook) -> bool {
-    let events = match inner.store.undelivered_events(BATCH).await {
+    let events = match inner
+        .store
+        .claim_undelivered_events(&inner.instance_id, EVENT_CLAIM, BATCH)
+        .await
+    {
         Ok(events) => events,
         Err(error) => {
             tracing::warn!(%error, "reading undelivered events failed");
@@ -172,8 +180,7 @@ fn alert_if_backlogged(inner: &Inner, oldest: &Event, failed_in_pass: usize) {
 async fn reconcile_forever(inner: Arc<Inner>) {
     loop {
         tokio::time::sleep(inner.settings.reconcile_every).await;
-        let mut report = super::reconcile::run(&inner).await;
-        report.refunds = super::refund::reconcile(&inner).await;
+        let report = super::reconcile::pass(&inner).await;
         if report.checked > 0 || report.refunds.checked > 0 {
             tracing::info!(?report, "reconciled pending orders and processing refunds");
         }

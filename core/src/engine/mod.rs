@@ -36,6 +36,7 @@ mod alerts;
 mod checkout;
 mod console;
 mod events;
+mod lease;
 mod metrics;
 mod notify;
 mod openid;
@@ -49,7 +50,8 @@ mod status;
 pub use admin::{AdminToken, REFUND_BODY_LIMIT};
 pub use alerts::{Alert, OUTBOX_BACKLOG_AGE};
 pub use checkout::{AmountRange, Checkout, CheckoutPolicy, CheckoutRejection, CheckoutRequest};
-pub use events::{BackgroundTasks, EventHook, HookError, PaidHook};
+pub use events::{BackgroundTasks, EVENT_CLAIM, EventHook, HookError, PaidHook};
+pub use lease::RECONCILE_LEASE;
 pub use openid::{
     DEFAULT_TOKEN_TTL, MAX_RETURN_TO_BYTES, MAX_TOKEN_TTL, OpenidConfig, OpenidMode,
     SESSION_BODY_LIMIT, STATE_COOKIE, STATE_TTL, TOKEN_BODY_FIELD, TOKEN_COOKIE, TOKEN_HEADER,
@@ -281,6 +283,8 @@ pub(crate) struct Settings {
     pub(crate) reconcile_budget: u32,
     /// The waits between queries of an order that stays open upstream; the last repeats.
     pub(crate) reconcile_backoff: Vec<Duration>,
+    /// The name of the lease that lets one instance reconcile a shared store.
+    pub(crate) reconcile_lease: String,
     /// How long bookkeeping rows are kept.
     pub(crate) retention: Retention,
     pub(crate) dispatch_every: Duration,
@@ -411,6 +415,16 @@ impl EngineBuilder {
         self
     }
 
+    /// The name of the store lease the reconciler holds while it works (default
+    /// [`RECONCILE_LEASE`]). Instances that share a store reconcile one at a time when they
+    /// share the name, as they do by default; engines that share a database but not their
+    /// work (tests, say) each give their own.
+    #[must_use]
+    pub fn reconcile_lease(mut self, name: impl Into<String>) -> Self {
+        self.settings.reconcile_lease = name.into();
+        self
+    }
+
     /// How long inbox entries, delivered events and mismatches are kept (default 30, 30 and
     /// 90 days); reconciliation deletes older ones at most hourly. Orders and refunds are kept
     /// for ever.
@@ -506,6 +520,11 @@ impl EngineBuilder {
                 last_prune: std::sync::Mutex::new(None),
                 metrics: metrics::Metrics::default(),
                 last_backlog_alert: std::sync::Mutex::new(None),
+                instance_id: format!(
+                    "{}-{}",
+                    std::process::id(),
+                    crate::nonce::random_alphanumeric(12)
+                ),
             }),
         })
     }
@@ -540,6 +559,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: metrics::Metrics,
     /// When this engine last raised the outbox-backlog alert.
     pub(crate) last_backlog_alert: std::sync::Mutex<Option<time::OffsetDateTime>>,
+    /// This instance's name in the store's event claims and leases.
+    pub(crate) instance_id: String,
 }
 
 impl fmt::Debug for Engine {
@@ -574,6 +595,7 @@ impl Engine {
                 reconcile_every: Duration::from_secs(60),
                 reconcile_budget: reconcile::DEFAULT_RECONCILE_BUDGET,
                 reconcile_backoff: reconcile::DEFAULT_RECONCILE_BACKOFF.to_vec(),
+                reconcile_lease: RECONCILE_LEASE.to_owned(),
                 retention: Retention::default(),
                 dispatch_every: Duration::from_secs(5),
                 seed000_budget: None,
@@ -874,11 +896,17 @@ impl Engine {
     /// refunds older than the reconcile age and records where they stand (a refund the
     /// upstream never recorded is submitted again under its number); and, at most hourly,
     /// prunes bookkeeping rows past their [`Retention`].
+    ///
+    /// With several instances on one store, only the holder of the reconciler's lease
+    /// ([`RECONCILE_LEASE`]) does this; on the others the report says
+    /// [`lease_held_elsewhere`](ReconcileReport::lease_held_elsewhere).
     pub async fn reconcile(&self) -> ReconcileReport {
-        let mut report = reconcile::run(&self.inner).await;
-        report.refunds = refund::reconcile(&self.inner).await;
-        report.pruned = reconcile::prune(&self.inner).await;
-        report
+        reconcile::pass(&self.inner).await
+    }
+
+    /// This engine instance's name in the store's claims and leases: random, new at each start.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
     }
 
     /// Refunds `request.amount` of the paid order `out_trade_no`: reserves it in the store

@@ -55,6 +55,10 @@ pub struct ReconcileReport {
     pub refunds: super::RefundReconcileReport,
     /// What the pass pruned (at most once per [`PRUNE_EVERY`]; zero otherwise).
     pub pruned: crate::store::PruneReport,
+    /// Whether another instance on the same store holds the reconciler's lease
+    /// ([`EngineBuilder::reconcile_lease`](super::EngineBuilder::reconcile_lease)), so this
+    /// pass did nothing (or stopped when the lease was taken over).
+    pub lease_held_elsewhere: bool,
 }
 
 /// How long bookkeeping rows are kept ([`EngineBuilder::retention`](super::EngineBuilder::retention)).
@@ -213,7 +217,38 @@ enum Outcome {
     Failed,
 }
 
-pub(super) async fn run(inner: &Inner) -> ReconcileReport {
+/// One pass of the reconciler, on the instance that holds its lease: pending orders, then
+/// processing refunds, then pruning. Another instance's pass does nothing, so two never ask
+/// the upstream about the same order at once.
+pub(super) async fn pass(inner: &Inner) -> ReconcileReport {
+    let ttl = super::lease::reconcile_ttl(inner);
+    match super::lease::hold(inner, &inner.settings.reconcile_lease, ttl).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return ReconcileReport {
+                lease_held_elsewhere: true,
+                ..ReconcileReport::default()
+            };
+        }
+        Err(()) => {
+            return ReconcileReport {
+                failed: 1,
+                ..ReconcileReport::default()
+            };
+        }
+    }
+    let mut report = run(inner, ttl).await;
+    if report.lease_held_elsewhere {
+        return report;
+    }
+    report.refunds = super::refund::reconcile(inner).await;
+    report.pruned = prune(inner).await;
+    report
+}
+
+/// The walk over stale `PENDING` orders; it renews the lease (`ttl`) before each page and
+/// stops if another instance took it meanwhile.
+async fn run(inner: &Inner, ttl: std::time::Duration) -> ReconcileReport {
     let mut report = ReconcileReport::default();
     let now = inner.clock.now();
     let cutoff = now
@@ -225,6 +260,13 @@ pub(super) async fn run(inner: &Inner) -> ReconcileReport {
     let mut wrapped = cursor.is_none();
     let mut budget = inner.settings.reconcile_budget;
     'walk: loop {
+        if !matches!(
+            super::lease::hold(inner, &inner.settings.reconcile_lease, ttl).await,
+            Ok(true)
+        ) {
+            report.lease_held_elsewhere = true;
+            break;
+        }
         let page = match inner
             .store
             .list_stale_after(OrderStatus::Pending, cutoff, cursor.as_ref(), PAGE)
