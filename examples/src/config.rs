@@ -98,6 +98,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
+//! | `WXPAY_RECONCILE_AFTER` / `WXPAY_RECONCILE_EVERY` | seconds: how old a `PENDING` order (or `PROCESSING` refund) must be before the reconciler asks the upstream about it, and how often the reconciler runs (on one instance at a time when several share the database) | `300` / `60` |
 //! | `WXPAY_ADMIN_TOKEN` | the operator's bearer token (≥ 32 characters, no spaces): mounts the refund routes `POST`/`GET {prefix}/orders/{out_trade_no}/refunds`, the admin API `{prefix}/admin/…` (metrics included), which require `Authorization: Bearer <token>`, and the console at `{prefix}/admin/console` | unset: no operator routes |
 //!
 //! Secrets (`WXPAY_ADMIN_TOKEN`, `WXPAY_APIV3_KEY`, `WXPAY_API_KEY`, `WXPAY_GATEWAY_APP_KEY`, `WXPAY_QFPAY_CLIENT_KEY`,
@@ -319,6 +320,42 @@ pub struct ProductionConfig {
     pub api_base: String,
 }
 
+/// When the reconciler looks at an order, and how often it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileTiming {
+    /// `WXPAY_RECONCILE_AFTER`: the age of a `PENDING` order before it is queried.
+    pub after: std::time::Duration,
+    /// `WXPAY_RECONCILE_EVERY`: the interval between passes.
+    pub every: std::time::Duration,
+}
+
+impl Default for ReconcileTiming {
+    fn default() -> Self {
+        Self {
+            after: std::time::Duration::from_secs(300),
+            every: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+fn reconcile_timing(get: &impl Fn(&str) -> Option<String>) -> Result<ReconcileTiming, ConfigError> {
+    let seconds = |name: &'static str, default: std::time::Duration, least: u64| match get(name) {
+        None => Ok(default),
+        Some(value) => match value.trim().parse::<u64>() {
+            Ok(secs) if secs >= least => Ok(std::time::Duration::from_secs(secs)),
+            _ => Err(ConfigError::new(
+                name,
+                format!("{value:?} is not a whole number of seconds, at least {least}"),
+            )),
+        },
+    };
+    let defaults = ReconcileTiming::default();
+    Ok(ReconcileTiming {
+        after: seconds("WXPAY_RECONCILE_AFTER", defaults.after, 0)?,
+        every: seconds("WXPAY_RECONCILE_EVERY", defaults.every, 1)?,
+    })
+}
+
 /// The whole configuration of a shop.
 #[derive(Debug)]
 pub struct ShopConfig {
@@ -332,6 +369,8 @@ pub struct ShopConfig {
     pub checkout: CheckoutMode,
     /// `WXPAY_SEED000_COMPAT=1`: mount seed 000's own route.
     pub seed000_compat: bool,
+    /// `WXPAY_RECONCILE_AFTER`, `WXPAY_RECONCILE_EVERY`.
+    pub reconcile: ReconcileTiming,
     /// `WXPAY_PROVIDER`.
     pub provider: ProviderKind,
     /// `WXPAY_SIGN_TYPE` for `v2` in sandbox mode (the sandbox merchant is set up with it).
@@ -415,6 +454,7 @@ impl ShopConfig {
         };
         let weidoufu_pay_type = weidoufu_pay_type(&get)?;
         let checkout = checkout_mode(&get)?;
+        let reconcile = reconcile_timing(&get)?;
         let seed000_compat = match get("WXPAY_SEED000_COMPAT").as_deref().map(str::trim) {
             None | Some("0") => false,
             Some("1") => true,
@@ -444,6 +484,7 @@ impl ShopConfig {
                 admin_token,
                 checkout,
                 seed000_compat,
+                reconcile,
                 provider,
                 sandbox_sign_type: sign_type,
                 weidoufu_pay_type,
@@ -479,6 +520,7 @@ impl ShopConfig {
             admin_token,
             checkout,
             seed000_compat,
+            reconcile,
             provider,
             sandbox_sign_type: sign_type,
             weidoufu_pay_type,
@@ -1059,6 +1101,32 @@ mod tests {
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert!(c.ignored.is_empty());
+    }
+
+    #[test]
+    fn reconcile_timing_is_read_in_seconds() {
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(config(&[]).unwrap().reconcile, ReconcileTiming::default());
+        assert_eq!(
+            config(&[
+                ("WXPAY_RECONCILE_AFTER", "0"),
+                ("WXPAY_RECONCILE_EVERY", " 2 ")
+            ])
+            .unwrap()
+            .reconcile,
+            ReconcileTiming {
+                after: secs(0),
+                every: secs(2)
+            }
+        );
+        for (key, value) in [
+            ("WXPAY_RECONCILE_EVERY", "0"),
+            ("WXPAY_RECONCILE_EVERY", "1.5"),
+            ("WXPAY_RECONCILE_AFTER", "-1"),
+        ] {
+            let err = config(&[(key, value)]).unwrap_err();
+            assert_eq!(err.variable, key, "{err}");
+        }
     }
 
     #[test]

@@ -272,6 +272,7 @@ impl Shop {
         let mut builder = Engine::builder(provider, Arc::new(store))
             .checkout_policy(policy)
             .seed000_compat(config.seed000_compat)
+            .reconcile(config.reconcile.after, config.reconcile.every)
             .event_hook(Arc::new(LogEventsHook));
         let openid = openid_config(
             config.openid,
