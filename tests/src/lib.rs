@@ -153,3 +153,48 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// The WeChat Pay v3 production variables of the example shops for `sandbox`: listening on
+/// `port`, a SQLite store in `dir`, the merchant key (and the platform public key unless
+/// `certificate_mode`) written to files in `dir`.
+pub fn v3_production_env(
+    sandbox: &wxpay_sandbox::Sandbox,
+    dir: &Path,
+    port: u16,
+    certificate_mode: bool,
+) -> Vec<(&'static str, String)> {
+    let merchant = sandbox.merchant();
+    let key_file = dir.join("apiclient_key.pem");
+    std::fs::write(&key_file, merchant.private_key_pem.as_deref().unwrap()).unwrap();
+    let mut vars = vec![
+        ("WXPAY_BIND", format!("127.0.0.1:{port}")),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("shop.db").display()),
+        ),
+        ("WXPAY_MCHID", merchant.mchid.clone()),
+        ("WXPAY_APPID", merchant.appid.clone()),
+        ("WXPAY_MERCHANT_SERIAL", merchant.serial.clone()),
+        ("WXPAY_MERCHANT_KEY_FILE", key_file.display().to_string()),
+        ("WXPAY_APIV3_KEY", sandbox.api_v3_key().to_owned()),
+        (
+            "WXPAY_NOTIFY_URL",
+            format!("http://127.0.0.1:{port}/wxpay/notify"),
+        ),
+        ("WXPAY_API_BASE", sandbox.base_url().to_owned()),
+    ];
+    if !certificate_mode {
+        let platform = sandbox.platform();
+        let pub_file = dir.join("pub_key.pem");
+        std::fs::write(&pub_file, &platform.public_key_pem).unwrap();
+        vars.push((
+            "WXPAY_PLATFORM_PUBLIC_KEY_FILE",
+            pub_file.display().to_string(),
+        ));
+        vars.push((
+            "WXPAY_PLATFORM_PUBLIC_KEY_ID",
+            platform.public_key_id.clone(),
+        ));
+    }
+    vars
+}
