@@ -224,6 +224,16 @@ async fn two_instances_reconcile_one_at_a_time() {
         "{first:?} {second:?}"
     );
     assert_eq!(h.provider.queries(), 5, "the back-off holds on the holder");
+    // The holder gives the lease back (a graceful shutdown): the other takes over at once.
+    let (holder, idle) = if harness_won {
+        (&h.engine, &other)
+    } else {
+        (&other, &h.engine)
+    };
+    holder.release_leases().await.unwrap();
+    let report = idle.reconcile().await;
+    assert!(!report.lease_held_elsewhere, "{report:?}");
+    assert!(holder.reconcile().await.lease_held_elsewhere);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,6 +77,10 @@ async fn main() -> ExitCode {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
+    // Hand the reconciler's lease to the other instances at once (a rolling restart).
+    if let Err(error) = shop.engine().release_leases().await {
+        tracing::warn!(%error, "releasing the reconciler's lease failed; it expires by itself");
+    }
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("server error: {e}")),

@@ -904,6 +904,19 @@ impl Engine {
         reconcile::pass(&self.inner).await
     }
 
+    /// Gives back the leases this instance holds (the reconciler's), so another instance on
+    /// the same store takes over at its next pass instead of after the lease expires. Call it
+    /// on graceful shutdown, after stopping the background tasks.
+    pub async fn release_leases(&self) -> Result<(), crate::store::StoreError> {
+        self.inner
+            .store
+            .release_lease(
+                &self.inner.settings.reconcile_lease,
+                &self.inner.instance_id,
+            )
+            .await
+    }
+
     /// This engine instance's name in the store's claims and leases: random, new at each start.
     pub fn instance_id(&self) -> &str {
         &self.inner.instance_id
