@@ -73,9 +73,7 @@ async fn main() -> ExitCode {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown_signal())
     .await;
     // Hand the reconciler's lease to the other instances at once (a rolling restart).
     if let Err(error) = shop.engine().release_leases().await {
@@ -85,6 +83,22 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("server error: {e}")),
     }
+}
+
+/// Ctrl-C, or SIGTERM (what a container runtime or systemd sends to stop the shop).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// One clear message on stderr and a non-zero exit.
