@@ -198,3 +198,90 @@ pub fn v3_production_env(
     }
     vars
 }
+
+/// The database URL in the environment variable `var`, or `None` (the test skips, with a note)
+/// when it is not set outside CI. Under `CI=true` a missing URL fails the test.
+pub fn database_url_or_skip(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("{var} is not set: under CI=true the tests that need it must run")
+        }
+        _ => {
+            eprintln!("skipped: set {var} to run this test");
+            None
+        }
+    }
+}
+
+/// `GET url` with `token` as the bearer, as JSON.
+pub async fn get_json_authorized(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// Precreates the catalog product `product_id` for `openid` on the shop at `base`: the JSAPI
+/// parameters (with `out_trade_no`), ready for the sandbox to pay.
+pub async fn precreate_product(
+    http: &reqwest::Client,
+    base: &str,
+    openid: &str,
+    product_id: &str,
+) -> serde_json::Value {
+    let params: serde_json::Value = http
+        .post(format!("{base}/wxpay/precreate"))
+        .json(&serde_json::json!({"openid": openid, "product_id": product_id}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("precreate on {base}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("precreate on {base}: not JSON: {e}"));
+    assert!(params["out_trade_no"].is_string(), "precreate: {params}");
+    params
+}
+
+/// Lines of the apps' logs that contain every one of `needles` (e.g. one event's id).
+pub fn log_lines_with(apps: &[&Running], needles: &[&str]) -> usize {
+    apps.iter()
+        .map(|app| {
+            app.output()
+                .lines()
+                .filter(|line| needles.iter().all(|needle| line.contains(needle)))
+                .count()
+        })
+        .sum()
+}
+
+/// Waits up to `timeout` until the apps' logs have `want` lines with every one of `needles`,
+/// then a second more, and checks there are exactly `want`: an event delivered once.
+pub async fn assert_logged_exactly(
+    apps: &[&Running],
+    needles: &[&str],
+    want: usize,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    while log_lines_with(apps, needles) < want {
+        let outputs: Vec<String> = apps.iter().map(|app| app.output()).collect();
+        assert!(
+            Instant::now() < deadline,
+            "{needles:?}: {} of {want} lines\n{}",
+            log_lines_with(apps, needles),
+            outputs.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(log_lines_with(apps, needles), want, "{needles:?}, exactly");
+}

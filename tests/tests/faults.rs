@@ -7,30 +7,18 @@
 //! `WXPAY_TEST_POSTGRES_URL` names the server (its role must be allowed to create databases);
 //! without it the tests are skipped with a note, except under `CI=true`, where they fail.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
 use sqlx::Connection as _;
 use wxpay_sandbox::{PayRequest, RetrySchedule, Sandbox, SandboxConfig};
-use wxpay_tests::{Running, example_binary, free_port, scratch_dir, v3_production_env};
+use wxpay_tests::{
+    Running, assert_logged_exactly, database_url_or_skip, example_binary, free_port,
+    get_json_authorized, precreate_product, scratch_dir, v3_production_env,
+};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 const ADMIN_TOKEN: &str = "faults-admin-token-0123456789abcdefghij";
 const WAIT: Duration = Duration::from_secs(60);
-
-fn postgres_url() -> Option<String> {
-    const VAR: &str = "WXPAY_TEST_POSTGRES_URL";
-    match std::env::var(VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("{VAR} is not set: under CI=true the fault tests must run")
-        }
-        _ => {
-            eprintln!("skipped: set {VAR} to run the fault tests");
-            None
-        }
-    }
-}
 
 /// A database of its own on the server at `server_url`, which the test can take away.
 struct OwnDatabase {
@@ -91,7 +79,7 @@ impl OwnDatabase {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_while_the_database_is_away_is_retried_and_applied_once() {
-    let Some(server_url) = postgres_url() else {
+    let Some(server_url) = database_url_or_skip("WXPAY_TEST_POSTGRES_URL") else {
         return;
     };
     let mut database = OwnDatabase::create(&server_url).await;
@@ -113,19 +101,8 @@ async fn a_notification_while_the_database_is_away_is_retried_and_applied_once()
     let mut shop = Running::start(&example_binary("axum_shop"), &dir, &vars);
     shop.wait_healthy(&base, WAIT).await;
     let http = reqwest::Client::new();
-    let params: Value = http
-        .post(format!("{base}/wxpay/precreate"))
-        .json(&json!({"openid": OPENID, "product_id": "green-tea"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let no = params["out_trade_no"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{params}"))
-        .to_owned();
+    let params = precreate_product(&http, &base, OPENID, "green-tea").await;
+    let no = params["out_trade_no"].as_str().unwrap().to_owned();
 
     database.go_away().await;
     let pay: PayRequest = serde_json::from_value(params).unwrap();
@@ -142,34 +119,11 @@ async fn a_notification_while_the_database_is_away_is_retried_and_applied_once()
     database.come_back().await;
     let delivered = sandbox.wait_for_delivery(&no, WAIT).await.unwrap();
     assert!(delivered.acknowledged, "{delivered:?}");
-    let status: Value = http
-        .get(format!("{base}/wxpay/orders/{no}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status =
+        get_json_authorized(&http, &format!("{base}/wxpay/orders/{no}"), ADMIN_TOKEN).await;
     assert_eq!(status["status"], "PAID", "{status}");
     let event = format!("paid-{no}");
-    let events = || {
-        shop.output()
-            .lines()
-            .filter(|line| line.contains("fulfil it") && line.contains(&event))
-            .count()
-    };
-    let deadline = Instant::now() + WAIT;
-    while events() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no paid event:\n{}",
-            shop.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(events(), 1, "one paid event:\n{}", shop.output());
+    assert_logged_exactly(&[&shop], &["fulfil it", &event], 1, WAIT).await;
     drop(shop);
     database.drop_it().await;
 }

@@ -20,7 +20,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use wxpay_sandbox::{PayRequest, RetrySchedule, Sandbox, SandboxConfig};
-use wxpay_tests::{Running, example_binary, free_port, scratch_dir, v3_production_env};
+use wxpay_tests::{
+    Running, assert_logged_exactly, database_url_or_skip, example_binary, free_port,
+    get_json_authorized, log_lines_with, precreate_product, scratch_dir, v3_production_env,
+};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 const ADMIN_TOKEN: &str = "scale-out-admin-token-0123456789abcdef";
@@ -28,20 +31,6 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Copies of each notification the splitter sends, alternating between the shops.
 const COPIES: usize = 48;
 const REFUNDS: usize = 6;
-
-/// The database URL in `var`, or `None` (skip) when it is not configured outside CI.
-fn database_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("{var} is not set: under CI=true the two-instance tests must run")
-        }
-        _ => {
-            eprintln!("skipped: set {var} to run the two-instance test");
-            None
-        }
-    }
-}
 
 /// What the splitter saw of one notification: the shops' answers to its copies.
 #[derive(Debug, Clone)]
@@ -187,58 +176,18 @@ async fn fan_out(
     statuses
 }
 
-/// Lines of both shops' logs that contain every one of `needles`.
-fn lines_with(shops: &[&Running], needles: &[&str]) -> usize {
-    shops
-        .iter()
-        .map(|shop| {
-            shop.output()
-                .lines()
-                .filter(|line| needles.iter().all(|needle| line.contains(needle)))
-                .count()
-        })
-        .sum()
-}
-
-/// Waits until `count()` reaches `want`, then a moment more, and checks it stayed there.
-async fn settles_at(what: &str, want: usize, count: impl Fn() -> usize, shops: &[&Running]) {
-    let deadline = Instant::now() + WAIT;
-    while count() < want {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {} of {want}\n{}\n{}",
-            count(),
-            shops[0].output(),
-            shops[1].output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(count(), want, "{what}, exactly");
-}
-
 async fn status_of(http: &reqwest::Client, base: &str, no: &str) -> Value {
-    http.get(format!("{base}/wxpay/orders/{no}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json_authorized(http, &format!("{base}/wxpay/orders/{no}"), ADMIN_TOKEN).await
 }
 
 /// The order's stored status, read through the admin API.
 async fn stored_status(http: &reqwest::Client, base: &str, no: &str) -> String {
-    let detail: Value = http
-        .get(format!("{base}/wxpay/admin/orders/{no}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail = get_json_authorized(
+        http,
+        &format!("{base}/wxpay/admin/orders/{no}"),
+        ADMIN_TOKEN,
+    )
+    .await;
     detail["order"]["status"]
         .as_str()
         .unwrap_or_else(|| panic!("{detail}"))
@@ -247,19 +196,8 @@ async fn stored_status(http: &reqwest::Client, base: &str, no: &str) -> String {
 
 /// Precreates green tea on `base` and pays it in the sandbox; its order number.
 async fn buy_and_pay(http: &reqwest::Client, sandbox: &Sandbox, base: &str) -> String {
-    let params: Value = http
-        .post(format!("{base}/wxpay/precreate"))
-        .json(&json!({"openid": OPENID, "product_id": "green-tea"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let no = params["out_trade_no"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{params}"))
-        .to_owned();
+    let params = precreate_product(http, base, OPENID, "green-tea").await;
+    let no = params["out_trade_no"].as_str().unwrap().to_owned();
     let pay: PayRequest = serde_json::from_value(params).unwrap();
     sandbox.pay(pay).await.unwrap();
     no
@@ -309,13 +247,7 @@ async fn two_shops_on_one_database(database_url: &str) {
         assert_eq!(status["status"], "PAID", "{status}");
     }
     let paid_event = format!("paid-{paid_no}");
-    settles_at(
-        "the paid event",
-        1,
-        || lines_with(&both, &["fulfil it", &paid_event]),
-        &both,
-    )
-    .await;
+    assert_logged_exactly(&both, &["fulfil it", &paid_event], 1, WAIT).await;
     let paid_fen = status_of(&http, &bases[1], &paid_no).await["amount"]
         .as_u64()
         .unwrap();
@@ -354,15 +286,12 @@ async fn two_shops_on_one_database(database_url: &str) {
     assert_eq!(upstream, i64::try_from(fits as u64 * refund_fen).unwrap());
     let deadline = Instant::now() + WAIT;
     loop {
-        let listed: Value = http
-            .get(format!("{}/wxpay/orders/{paid_no}/refunds", bases[1]))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = get_json_authorized(
+            &http,
+            &format!("{}/wxpay/orders/{paid_no}/refunds", bases[1]),
+            ADMIN_TOKEN,
+        )
+        .await;
         // The listing reads the order and its refunds one after the other: poll until both
         // show the settled state.
         let all_settled = listed["refunds"]
@@ -381,13 +310,7 @@ async fn two_shops_on_one_database(database_url: &str) {
     }
     for no in &accepted {
         let event = format!("refund-{no}-SUCCESS");
-        settles_at(
-            "a refund event",
-            1,
-            || lines_with(&both, &["adjust the order", &event]),
-            &both,
-        )
-        .await;
+        assert_logged_exactly(&both, &["adjust the order", &event], 1, WAIT).await;
     }
 
     // A payment whose notification is lost: one reconciler finds it, the app hears once.
@@ -408,16 +331,10 @@ async fn two_shops_on_one_database(database_url: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let lost_event = format!("paid-{lost_no}");
-    settles_at(
-        "the reconciled payment's event",
-        1,
-        || lines_with(&both, &["fulfil it", &lost_event]),
-        &both,
-    )
-    .await;
+    assert_logged_exactly(&both, &["fulfil it", &lost_event], 1, WAIT).await;
     let reconciling: Vec<usize> = shops
         .iter()
-        .map(|shop| lines_with(&[shop], &["reconciled pending orders"]))
+        .map(|shop| log_lines_with(&[shop], &["reconciled pending orders"]))
         .collect();
     assert!(
         reconciling.iter().filter(|lines| **lines > 0).count() == 1,
@@ -427,14 +344,14 @@ async fn two_shops_on_one_database(database_url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_shops_on_one_postgres_database() {
-    if let Some(url) = database_url("WXPAY_TEST_POSTGRES_URL") {
+    if let Some(url) = database_url_or_skip("WXPAY_TEST_POSTGRES_URL") {
         two_shops_on_one_database(&url).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_shops_on_one_mariadb_database() {
-    if let Some(url) = database_url("WXPAY_TEST_MYSQL_URL") {
+    if let Some(url) = database_url_or_skip("WXPAY_TEST_MYSQL_URL") {
         two_shops_on_one_database(&url).await;
     }
 }

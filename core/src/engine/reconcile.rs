@@ -246,8 +246,8 @@ pub(super) async fn pass(inner: &Inner) -> ReconcileReport {
     report
 }
 
-/// The walk over stale `PENDING` orders; it renews the lease (`ttl`) before each page and
-/// stops if another instance took it meanwhile.
+/// The walk over stale `PENDING` orders; it renews the lease (`ttl`) before each page after
+/// the first and stops if another instance took it meanwhile.
 async fn run(inner: &Inner, ttl: std::time::Duration) -> ReconcileReport {
     let mut report = ReconcileReport::default();
     let now = inner.clock.now();
@@ -259,14 +259,19 @@ async fn run(inner: &Inner, ttl: std::time::Duration) -> ReconcileReport {
     let mut cursor = start.clone();
     let mut wrapped = cursor.is_none();
     let mut budget = inner.settings.reconcile_budget;
+    // The pass took the lease just before the first page; renew it before each later one.
+    let mut renew = false;
     'walk: loop {
-        if !matches!(
-            super::lease::hold(inner, &inner.settings.reconcile_lease, ttl).await,
-            Ok(true)
-        ) {
+        if renew
+            && !matches!(
+                super::lease::hold(inner, &inner.settings.reconcile_lease, ttl).await,
+                Ok(true)
+            )
+        {
             report.lease_held_elsewhere = true;
             break;
         }
+        renew = true;
         let page = match inner
             .store
             .list_stale_after(OrderStatus::Pending, cutoff, cursor.as_ref(), PAGE)

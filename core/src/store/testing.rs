@@ -314,6 +314,32 @@ async fn pending(store: &dyn OrderStore) -> Order {
     .await
 }
 
+/// `count` fresh `PAID` orders, each with its paid event undelivered.
+async fn paid_orders(store: &dyn OrderStore, count: usize) -> Vec<OutTradeNo> {
+    let mut numbers = Vec::new();
+    for _ in 0..count {
+        let pending = pending(store).await;
+        apply(
+            store,
+            &pending.out_trade_no,
+            OrderStatus::Pending,
+            paid(&unique("4200")),
+        )
+        .await;
+        numbers.push(pending.out_trade_no);
+    }
+    numbers
+}
+
+/// The ids among `events` that are in `ids` (the case's own, in a shared database), in order.
+fn ours(events: &[Event], ids: &[String]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| ids.iter().any(|id| id == e.event_id()))
+        .map(|e| e.event_id().to_owned())
+        .collect()
+}
+
 async fn deliver_all(store: &dyn OrderStore, no: &OutTradeNo) {
     for event in store.events_for_order(no).await.unwrap() {
         store.mark_delivered(event.event_id()).await.unwrap();
@@ -1063,26 +1089,9 @@ pub async fn notification_recorded_with_transition(open: &dyn OpenStore) {
 /// Paid events are listed until marked delivered, oldest first; marking is idempotent.
 pub async fn outbox_delivery(open: &dyn OpenStore) {
     let store = open.open().await;
-    let mut numbers = Vec::new();
-    for _ in 0..3 {
-        let pending = pending(&*store).await;
-        apply(
-            &*store,
-            &pending.out_trade_no,
-            OrderStatus::Pending,
-            paid(&unique("4200")),
-        )
-        .await;
-        numbers.push(pending.out_trade_no);
-    }
+    let numbers = paid_orders(&*store, 3).await;
     let ids: Vec<String> = numbers.iter().map(PaidEvent::id_for).collect();
-    let ours = |events: &[Event]| -> Vec<String> {
-        events
-            .iter()
-            .filter(|e| ids.iter().any(|id| id == e.event_id()))
-            .map(|e| e.event_id().to_owned())
-            .collect()
-    };
+    let ours = |events: &[Event]| ours(events, &ids);
     let undelivered = store.undelivered_events(10_000).await.unwrap();
     assert_eq!(ours(&undelivered), ids, "ours, oldest first");
     assert!(undelivered.iter().all(|e| e.delivered_at().is_none()));
@@ -1117,26 +1126,9 @@ pub async fn events_are_claimed_by_one_holder_at_a_time(open: &dyn OpenStore) {
     const HELD: std::time::Duration = std::time::Duration::from_secs(10);
     const EXPIRED: std::time::Duration = std::time::Duration::ZERO;
     let store = open.open().await;
-    let mut numbers = Vec::new();
-    for _ in 0..2 {
-        let pending = pending(&*store).await;
-        apply(
-            &*store,
-            &pending.out_trade_no,
-            OrderStatus::Pending,
-            paid(&unique("4200")),
-        )
-        .await;
-        numbers.push(pending.out_trade_no);
-    }
+    let numbers = paid_orders(&*store, 2).await;
     let ids: Vec<String> = numbers.iter().map(PaidEvent::id_for).collect();
-    let ours = |events: &[Event]| -> Vec<String> {
-        events
-            .iter()
-            .filter(|e| ids.iter().any(|id| id == e.event_id()))
-            .map(|e| e.event_id().to_owned())
-            .collect()
-    };
+    let ours = |events: &[Event]| ours(events, &ids);
     let (a, b, c) = (unique("holder-a"), unique("holder-b"), unique("holder-c"));
 
     let claimed = store
