@@ -1,7 +1,8 @@
 //! Reconciliation reaches every pending order, however many wait: the starvation that the
 //! 100-oldest-orders pass had (100 orders the upstream reports PAYERROR hid a paid order whose
 //! notification was lost), on SQLite and PostgreSQL; a budget smaller than the backlog; and
-//! the back-off of orders that stay open upstream; and pruning past the retention.
+//! the back-off of orders that stay open upstream; pruning past the retention; and the orders
+//! a failed precreate left `CREATED`.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -9,11 +10,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::StatusCode;
 use serde_json::json;
-use support::{Harness, OPENID, WAIT, precreate_on};
+use support::{Harness, OPENID, Op, WAIT, precreate_on};
 use wxpay_core::engine::Engine;
 use wxpay_core::fields::OutTradeNo;
 use wxpay_core::order::OrderStatus;
+use wxpay_core::provider::{ProviderError, ProviderErrorKind};
 use wxpay_core::store::OrderStore;
 use wxpay_sandbox::SimulatedOutcome;
 
@@ -309,4 +312,65 @@ async fn reconciliation_prunes_past_the_retention_at_most_hourly() {
         h.engine.reconcile().await.pruned,
         wxpay_core::store::PruneReport::default()
     );
+}
+
+/// Orders a failed precreate left `CREATED`: one whose prepay created nothing upstream, one
+/// whose prepay took effect upstream but was never recorded (the store failed after the
+/// answer). No payer holds a prepay of either, so the reconciler closes both at once (the
+/// second upstream too) instead of leaving them `CREATED` for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_a_failed_precreate_left_created_are_closed_here_and_upstream() {
+    let h = Harness::builder()
+        .unreachable_notify()
+        .configure(|b| {
+            b.reconcile(Duration::ZERO, Duration::from_secs(3600))
+                .query_upstream_on_status(false)
+        })
+        .start()
+        .await;
+    h.provider.fail_next_prepay(ProviderError {
+        kind: ProviderErrorKind::Unavailable,
+        upstream_code: Some("SYSTEM_ERROR".to_owned()),
+        message: "系统异常，请稍后重试".to_owned(),
+        may_have_taken_effect: false,
+    });
+    h.precreate(&json!({"openid": OPENID, "amount": 100, "out_trade_no": "CREATED0001"}))
+        .await
+        .assert_error(StatusCode::BAD_GATEWAY, "UPSTREAM_UNAVAILABLE");
+    h.store.fail(Op::Transition);
+    h.precreate(&json!({"openid": OPENID, "amount": 100, "out_trade_no": "CREATED0002"}))
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE");
+    h.store.recover(Op::Transition);
+    assert_eq!(
+        h.store.order("CREATED0001").await.status,
+        OrderStatus::Created
+    );
+    assert_eq!(
+        h.store.order("CREATED0002").await.status,
+        OrderStatus::Created
+    );
+    assert_eq!(h.sandbox.trade("CREATED0001"), None);
+    assert_eq!(h.sandbox.trade("CREATED0002").unwrap().state, "NOTPAY");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let report = h.engine.reconcile().await;
+    assert_eq!((report.checked, report.closed), (2, 2), "{report:?}");
+    assert_eq!(
+        h.store.order("CREATED0001").await.status,
+        OrderStatus::Closed
+    );
+    assert_eq!(
+        h.store.order("CREATED0002").await.status,
+        OrderStatus::Closed
+    );
+    assert_eq!(h.sandbox.trade("CREATED0001"), None);
+    assert_eq!(h.sandbox.trade("CREATED0002").unwrap().state, "CLOSED");
+    assert_eq!(
+        h.provider.closes(),
+        1,
+        "only the order upstream is closed there"
+    );
+    let again = h.engine.reconcile().await;
+    assert_eq!(again.checked, 0, "{again:?}");
 }

@@ -65,13 +65,17 @@
 //!   WeChat (`pay_type` 1) or Alipay (`pay_type` 2, paid with [`PayRequest::alipay_trade_no`]);
 //!   signed form callback; refunds by `out_order_no` and `refund_fee`, `code` 1 when taken.
 //! - `POST /sandbox/pay`, `GET /sandbox/prepay/{prepay_id}`, `GET /sandbox/deliveries`,
-//!   `POST /sandbox/faults`, `POST /sandbox/refund-behaviour`, `GET /sandbox/refunds`,
+//!   `POST /sandbox/faults`, `POST /sandbox/refund-behaviour`, `POST /sandbox/prepay-faults`,
+//!   `GET /sandbox/refunds`,
 //!   `POST /sandbox/refunds/{out_refund_no}/settle`, `GET /sandbox/info`,
 //!   `GET /sandbox/jsbridge.js` — the sandbox's own controls (CORS open, unsigned).
 //!   `/sandbox/pay` takes the JSAPI parameters ([`PayRequest`]), or `{"alipay_trade_no": …}`
 //!   for a weidoufu Alipay trade. `/sandbox/refund-behaviour` takes `{"outcome": "SUCCESS" |
 //!   "ABNORMAL" | "CLOSED" | "PROCESSING", "delay_ms", "refuse_next", "lose_answer_next"}`
-//!   ([`RefundBehaviour`]); `/settle` takes `{"status": "SUCCESS" | "ABNORMAL" | "CLOSED"}`.
+//!   ([`RefundBehaviour`]); `/settle` takes `{"status": "SUCCESS" | "ABNORMAL" | "CLOSED"}`;
+//!   `/sandbox/prepay-faults` takes `{"fail_next", "slow_next", "slow_delay_ms"}`
+//!   ([`PrepayFaults`]): the next prepay requests of any protocol answer `500` without creating
+//!   anything, or create the payment and answer late.
 //!
 //! ## Browser shim
 //! Load `{base_url}/sandbox/jsbridge.js` in an ordinary browser page: it defines
@@ -89,6 +93,7 @@ pub mod gateway;
 mod jsbridge;
 mod keys;
 pub mod openid;
+mod prepay_faults;
 pub mod qfpay;
 mod refunds;
 mod server;
@@ -111,9 +116,11 @@ pub use delivery::{DeliveryKind, DeliveryRecord};
 pub use error::SandboxError;
 pub use gateway::GatewayMaterial;
 pub use keys::{MerchantMaterial, PlatformMaterial};
+pub use prepay_faults::PrepayFaults;
 pub use qfpay::QfpayMaterial;
 pub use refunds::{RefundBehaviour, RefundOutcome, RefundState, RefundView};
 pub use simulate::{PayOutcome, PayRequest, SimulatedOutcome, pay_sign_message};
+pub use state::TradeView;
 pub use tls::V2CertificateMaterial;
 pub use v2::SignType as V2SignType;
 pub use weidoufu::WeidoufuMaterial;
@@ -207,6 +214,7 @@ impl Sandbox {
         let shared = Arc::new(Shared {
             faults: Mutex::new(config.notify_faults.clone()),
             refund_behaviour: Mutex::default(),
+            prepay_faults: Mutex::default(),
             config,
             merchant,
             merchant_verifier,
@@ -340,6 +348,35 @@ impl Sandbox {
     /// lost answers), as `POST /sandbox/refund-behaviour` does.
     pub fn set_refund_behaviour(&self, behaviour: RefundBehaviour) {
         *lock(&self.shared.refund_behaviour) = behaviour;
+    }
+
+    /// Replaces the faults applied to the next prepay requests of every protocol (a server
+    /// error, or an answer slower than the client waits), as `POST /sandbox/prepay-faults` does.
+    pub fn set_prepay_faults(&self, faults: PrepayFaults) {
+        *lock(&self.shared.prepay_faults) = faults;
+    }
+
+    /// The trade the sandbox holds for the shop's order `shop_order_no` (any protocol): its
+    /// state and every prepay id it issued for it, to check that a retried precreate did not
+    /// create a second payment.
+    pub fn trade(&self, shop_order_no: &str) -> Option<TradeView> {
+        let orders = lock(&self.shared.orders);
+        let (key, order) = orders
+            .by_out_trade_no
+            .iter()
+            .find(|(_, order)| order.shop_order_no() == shop_order_no)?;
+        let mut prepay_ids: Vec<String> = orders
+            .by_prepay_id
+            .iter()
+            .filter(|(_, owner)| *owner == key)
+            .map(|(prepay_id, _)| prepay_id.clone())
+            .collect();
+        prepay_ids.sort_unstable();
+        Some(TradeView {
+            state: order.state.as_str(),
+            total: order.total,
+            prepay_ids,
+        })
     }
 
     /// The shop's numbers of every order the sandbox was asked to create (any protocol), sorted:

@@ -517,6 +517,29 @@ async fn set_refund_behaviour(State(shared): State<Arc<Shared>>, body: Bytes) ->
     StatusCode::NO_CONTENT.into_response()
 }
 
+#[derive(Deserialize)]
+struct PrepayFaultsBody {
+    #[serde(default)]
+    fail_next: u32,
+    #[serde(default)]
+    slow_next: u32,
+    #[serde(default)]
+    slow_delay_ms: u64,
+}
+
+async fn set_prepay_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let b: PrepayFaultsBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error_json(StatusCode::BAD_REQUEST, "INVALID_REQUEST", &e.to_string()),
+    };
+    *lock(&shared.prepay_faults) = crate::prepay_faults::PrepayFaults {
+        fail_next: b.fail_next,
+        slow_next: b.slow_next,
+        slow_delay: Duration::from_millis(b.slow_delay_ms),
+    };
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn list_refunds(State(shared): State<Arc<Shared>>) -> Response {
     v3::json_response(
         StatusCode::OK,
@@ -634,6 +657,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/sandbox/deliveries", get(deliveries))
         .route("/sandbox/faults", post(set_faults))
         .route("/sandbox/refund-behaviour", post(set_refund_behaviour))
+        .route("/sandbox/prepay-faults", post(set_prepay_faults))
         .route("/sandbox/refunds", get(list_refunds))
         .route(
             "/sandbox/refunds/{out_refund_no}/settle",

@@ -43,6 +43,18 @@ impl TradeState {
     }
 }
 
+/// A trade as the emulated upstream holds it ([`Sandbox::trade`](crate::Sandbox::trade)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TradeView {
+    /// `NOTPAY`, `SUCCESS`, `CLOSED` or `PAYERROR`.
+    pub state: &'static str,
+    /// The order total in fen.
+    pub total: i64,
+    /// Every prepay id issued for the order, sorted (one, unless a prepay expired and was
+    /// renewed).
+    pub prepay_ids: Vec<String>,
+}
+
 /// Which upstream protocol created an order, and what that protocol needs to remember.
 #[derive(Clone, Debug)]
 pub(crate) enum Protocol {
@@ -190,6 +202,7 @@ pub(crate) struct Shared {
     pub(crate) deliveries: DeliveryLog,
     pub(crate) faults: Mutex<NotifyFaults>,
     pub(crate) refund_behaviour: Mutex<crate::refunds::RefundBehaviour>,
+    pub(crate) prepay_faults: Mutex<crate::prepay_faults::PrepayFaults>,
     pub(crate) http: reqwest::Client,
     pub(crate) tasks: Mutex<JoinSet<()>>,
     pub(crate) started: Instant,

@@ -230,6 +230,17 @@ pub async fn get_json_authorized(
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
 
+/// The order's stored status, read through the admin API (`{base}/wxpay/admin/orders/{no}`
+/// with the operator's `token`): what the store says, without the status route's upstream
+/// query.
+pub async fn stored_status(http: &reqwest::Client, base: &str, no: &str, token: &str) -> String {
+    let detail = get_json_authorized(http, &format!("{base}/wxpay/admin/orders/{no}"), token).await;
+    detail["order"]["status"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{detail}"))
+        .to_owned()
+}
+
 /// Precreates the catalog product `product_id` for `openid` on the shop at `base`: the JSAPI
 /// parameters (with `out_trade_no`), ready for the sandbox to pay.
 pub async fn precreate_product(

@@ -4,16 +4,21 @@
 //!   shop's are terminated): the notification is answered non-2xx, WeChat Pay (the sandbox)
 //!   retries, and once the database is back the order is PAID and the app hears of it once.
 //!
+//! - The upstream fails (5xx) or answers later than the shop waits during precreate: the
+//!   client gets a clear 5xx within the shop's upstream budget, its retry pays the one payment
+//!   the upstream created, and an order nobody retries is closed upstream and locally by the
+//!   reconciler (SQLite).
+//!
 //! `WXPAY_TEST_POSTGRES_URL` names the server (its role must be allowed to create databases);
 //! without it the tests are skipped with a note, except under `CI=true`, where they fail.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
-use wxpay_sandbox::{PayRequest, RetrySchedule, Sandbox, SandboxConfig};
+use wxpay_sandbox::{PayRequest, PrepayFaults, RetrySchedule, Sandbox, SandboxConfig};
 use wxpay_tests::{
     Running, assert_logged_exactly, database_url_or_skip, example_binary, free_port,
-    get_json_authorized, precreate_product, scratch_dir, v3_production_env,
+    get_json_authorized, precreate_product, scratch_dir, stored_status, v3_production_env,
 };
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
@@ -126,4 +131,141 @@ async fn a_notification_while_the_database_is_away_is_retried_and_applied_once()
     assert_logged_exactly(&[&shop], &["fulfil it", &event], 1, WAIT).await;
     drop(shop);
     database.drop_it().await;
+}
+
+/// `POST /wxpay/precreate` of the catalog's green tea as order `no`: the status and the JSON.
+async fn precreate_numbered(
+    http: &reqwest::Client,
+    base: &str,
+    no: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = http
+        .post(format!("{base}/wxpay/precreate"))
+        .json(&serde_json::json!({"openid": OPENID, "product_id": "green-tea", "out_trade_no": no}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// How long the sandbox takes to answer a slow prepay: longer than the shop's upstream budget
+/// (the clients' 4 s default), so the shop gives up first.
+const SLOW_UPSTREAM: Duration = Duration::from_secs(8);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_or_slow_upstream_during_precreate_is_answered_5xx_and_charged_once() {
+    let sandbox = Sandbox::start(SandboxConfig::default().allow_http_notify_url(true))
+        .await
+        .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = scratch_dir("fault-slow-upstream");
+    let mut vars = v3_production_env(&sandbox, &dir, port, false);
+    vars.extend([
+        ("WXPAY_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        // Longer than a slow precreate takes to fail, so the reconciler never closes an order
+        // between its timeout and the client's immediate retry.
+        ("WXPAY_RECONCILE_AFTER", "8".to_owned()),
+        ("WXPAY_RECONCILE_EVERY", "1".to_owned()),
+    ]);
+    let mut shop = Running::start(&example_binary("axum_shop"), &dir, &vars);
+    shop.wait_healthy(&base, WAIT).await;
+    let http = reqwest::Client::new();
+    // Server errors that created nothing: the shop's client repeats the same request within
+    // its budget (the same parameters get the same prepay), so two are absorbed; when all
+    // three attempts fail the client hears it, and its retry creates the one payment.
+    sandbox.set_prepay_faults(PrepayFaults {
+        fail_next: 2,
+        ..PrepayFaults::default()
+    });
+    let (status, body) = precreate_numbered(&http, &base, "FAULTFAIL0001").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sandbox.trade("FAULTFAIL0001").unwrap().prepay_ids.len(), 1);
+    sandbox.set_prepay_faults(PrepayFaults {
+        fail_next: 3,
+        ..PrepayFaults::default()
+    });
+    let (status, body) = precreate_numbered(&http, &base, "FAULTFAIL0002").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE", "{body}");
+    assert_eq!(sandbox.trade("FAULTFAIL0002"), None);
+    let (status, body) = precreate_numbered(&http, &base, "FAULTFAIL0002").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sandbox.trade("FAULTFAIL0002").unwrap().prepay_ids.len(), 1);
+
+    // Slower than the shop waits, the payment created upstream: the client hears a timeout
+    // before the upstream answers, and its retry gets the same prepay, paid once.
+    sandbox.set_prepay_faults(PrepayFaults {
+        slow_next: 1,
+        slow_delay: SLOW_UPSTREAM,
+        ..PrepayFaults::default()
+    });
+    let asked = Instant::now();
+    let (status, body) = precreate_numbered(&http, &base, "FAULTSLOW0001").await;
+    assert!(
+        asked.elapsed() < SLOW_UPSTREAM,
+        "the shop answered before the upstream did"
+    );
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["code"], "UPSTREAM_TIMEOUT", "{body}");
+    assert_eq!(
+        stored_status(&http, &base, "FAULTSLOW0001", ADMIN_TOKEN).await,
+        "CREATED"
+    );
+    let created = sandbox.trade("FAULTSLOW0001").unwrap();
+    assert_eq!((created.state, created.prepay_ids.len()), ("NOTPAY", 1));
+    let (status, params) = precreate_numbered(&http, &base, "FAULTSLOW0001").await;
+    assert_eq!(status, 200, "{params}");
+    assert_eq!(
+        params["package"],
+        format!("prepay_id={}", created.prepay_ids[0]),
+        "the retry pays the payment the slow call created"
+    );
+    let pay: PayRequest = serde_json::from_value(params).unwrap();
+    sandbox.pay(pay).await.unwrap();
+    let delivered = sandbox
+        .wait_for_delivery("FAULTSLOW0001", WAIT)
+        .await
+        .unwrap();
+    assert!(delivered.acknowledged, "{delivered:?}");
+    assert_eq!(
+        stored_status(&http, &base, "FAULTSLOW0001", ADMIN_TOKEN).await,
+        "PAID"
+    );
+    let paid = sandbox.trade("FAULTSLOW0001").unwrap();
+    assert_eq!((paid.state, paid.prepay_ids.len()), ("SUCCESS", 1));
+
+    // Slow again, and the client gives up: the reconciler closes the order upstream, so no one
+    // pays it later, and here; a late retry is told the order is closed.
+    sandbox.set_prepay_faults(PrepayFaults {
+        slow_next: 1,
+        slow_delay: SLOW_UPSTREAM,
+        ..PrepayFaults::default()
+    });
+    let (status, body) = precreate_numbered(&http, &base, "FAULTSLOW0002").await;
+    assert_eq!(status, 504, "{body}");
+    let deadline = Instant::now() + WAIT;
+    while stored_status(&http, &base, "FAULTSLOW0002", ADMIN_TOKEN).await != "CLOSED" {
+        assert!(
+            Instant::now() < deadline,
+            "the reconciler never closed FAULTSLOW0002"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let closed = sandbox.trade("FAULTSLOW0002").unwrap();
+    assert_eq!((closed.state, closed.prepay_ids.len()), ("CLOSED", 1));
+    let (status, body) = precreate_numbered(&http, &base, "FAULTSLOW0002").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "ORDER_CLOSED", "{body}");
+    assert_eq!(
+        sandbox.order_numbers(),
+        [
+            "FAULTFAIL0001",
+            "FAULTFAIL0002",
+            "FAULTSLOW0001",
+            "FAULTSLOW0002"
+        ],
+        "no order reached the upstream twice"
+    );
 }

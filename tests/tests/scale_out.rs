@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use wxpay_sandbox::{PayRequest, RetrySchedule, Sandbox, SandboxConfig};
 use wxpay_tests::{
     Running, assert_logged_exactly, database_url_or_skip, example_binary, free_port,
-    get_json_authorized, log_lines_with, precreate_product, scratch_dir, v3_production_env,
+    get_json_authorized, log_lines_with, precreate_product, scratch_dir, stored_status,
+    v3_production_env,
 };
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
@@ -180,20 +181,6 @@ async fn status_of(http: &reqwest::Client, base: &str, no: &str) -> Value {
     get_json_authorized(http, &format!("{base}/wxpay/orders/{no}"), ADMIN_TOKEN).await
 }
 
-/// The order's stored status, read through the admin API.
-async fn stored_status(http: &reqwest::Client, base: &str, no: &str) -> String {
-    let detail = get_json_authorized(
-        http,
-        &format!("{base}/wxpay/admin/orders/{no}"),
-        ADMIN_TOKEN,
-    )
-    .await;
-    detail["order"]["status"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{detail}"))
-        .to_owned()
-}
-
 /// Precreates green tea on `base` and pays it in the sandbox; its order number.
 async fn buy_and_pay(http: &reqwest::Client, sandbox: &Sandbox, base: &str) -> String {
     let params = precreate_product(http, base, OPENID, "green-tea").await;
@@ -321,7 +308,7 @@ async fn two_shops_on_one_database(database_url: &str) {
     splitter.losing.store(false, Ordering::SeqCst);
     let deadline = Instant::now() + WAIT;
     // Watched through the admin API, which (unlike the status route) never asks the upstream.
-    while stored_status(&http, &bases[0], &lost_no).await != "PAID" {
+    while stored_status(&http, &bases[0], &lost_no, ADMIN_TOKEN).await != "PAID" {
         assert!(
             Instant::now() < deadline,
             "the reconciler did not find the payment\n{}\n{}",

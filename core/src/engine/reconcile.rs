@@ -1,7 +1,9 @@
-//! Reconciliation: `PENDING` orders that no notification settled are queried upstream and
-//! brought to a final state, however many of them wait.
+//! Reconciliation: `PENDING` orders that no notification settled, and `CREATED` orders whose
+//! prepay failed or timed out, are queried upstream and brought to a final state, however many
+//! of them wait.
 //!
-//! Each pass walks the stale `PENDING` orders oldest first with a cursor
+//! Each pass walks the stale `CREATED`, then the stale `PENDING` orders, oldest first with a
+//! cursor each
 //! ([`OrderStore::list_stale_after`](crate::store::OrderStore::list_stale_after)) and resumes
 //! where the previous pass stopped, wrapping around at the end, so no set of orders can keep
 //! another from being looked at. A pass asks the upstream at most
@@ -17,6 +19,12 @@
 //! query ([`Provider::can_query`](crate::provider::Provider::can_query): the seed-001 gateway,
 //! weidoufu) is never asked; its orders close locally once their prepay expired (a payment
 //! notified later still marks them paid: `CLOSED → PAID` is a valid transition).
+//!
+//! A stale `CREATED` order never reached a payer (its precreate answered an error; a retry
+//! would have made it `PENDING`), so it does not wait for an expiry: unknown upstream
+//! (`ORDER_NOT_EXIST`: the prepay created nothing) → CLOSED; `NOTPAY` (the prepay took effect
+//! but its answer was lost) → closed upstream and locally; paid after all → PAID, as a
+//! notification of a `CREATED` order is.
 //!
 //! The back-off is kept in memory: a restart asks every waiting order once more, which is
 //! harmless.
@@ -153,10 +161,16 @@ struct Backoff {
     next_at: OffsetDateTime,
 }
 
-/// The walk's position and the back-off of the orders it has asked about.
+/// The statuses the reconciler walks, in this order: `CREATED` orders are the rare ones whose
+/// prepay failed or timed out (and may exist upstream), so they go first and cannot be starved
+/// by a long queue of `PENDING` ones.
+const WALKED: [OrderStatus; 2] = [OrderStatus::Created, OrderStatus::Pending];
+
+/// The walks' positions (one per walked status) and the back-off of the orders they asked
+/// about.
 #[derive(Debug, Default)]
 pub(crate) struct Walk {
-    cursor: Mutex<Option<OrderCursor>>,
+    cursors: Mutex<HashMap<OrderStatus, OrderCursor>>,
     backoff: Mutex<HashMap<OutTradeNo, Backoff>>,
 }
 
@@ -167,10 +181,23 @@ impl Walk {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn cursor(&self) -> std::sync::MutexGuard<'_, Option<OrderCursor>> {
-        self.cursor
+    fn cursor(&self, status: OrderStatus) -> Option<OrderCursor> {
+        self.cursors
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&status)
+            .cloned()
+    }
+
+    fn set_cursor(&self, status: OrderStatus, cursor: Option<OrderCursor>) {
+        let mut cursors = self
+            .cursors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cursor {
+            Some(cursor) => cursors.insert(status, cursor),
+            None => cursors.remove(&status),
+        };
     }
 
     fn is_due(&self, order: &OutTradeNo, now: OffsetDateTime) -> bool {
@@ -246,23 +273,51 @@ pub(super) async fn pass(inner: &Inner) -> ReconcileReport {
     report
 }
 
-/// The walk over stale `PENDING` orders; it renews the lease (`ttl`) before each page after
-/// the first and stops if another instance took it meanwhile.
+/// The walks over stale `CREATED` and `PENDING` orders, sharing one budget of queries.
 async fn run(inner: &Inner, ttl: std::time::Duration) -> ReconcileReport {
     let mut report = ReconcileReport::default();
+    let mut walked = WalkState {
+        budget: inner.settings.reconcile_budget,
+        // The pass took the lease just before the first page; renew it before each later one.
+        renew: false,
+    };
+    for status in WALKED {
+        walk_stale(inner, status, ttl, &mut walked, &mut report).await;
+        if report.lease_held_elsewhere || report.budget_exhausted {
+            break;
+        }
+    }
+    report
+}
+
+/// What the walks of one pass share.
+struct WalkState {
+    /// Upstream queries left.
+    budget: u32,
+    /// Whether the lease must be renewed before the next page.
+    renew: bool,
+}
+
+/// The walk over the stale orders in `status`, from where the last pass stopped; it renews the
+/// lease (`ttl`) before each page after the pass's first and stops if another instance took it
+/// meanwhile.
+async fn walk_stale(
+    inner: &Inner,
+    status: OrderStatus,
+    ttl: std::time::Duration,
+    walked: &mut WalkState,
+    report: &mut ReconcileReport,
+) {
     let now = inner.clock.now();
     let cutoff = now
         - time::Duration::try_from(inner.settings.reconcile_after)
             .unwrap_or(time::Duration::minutes(5));
     let walk = &inner.reconcile_walk;
-    let start = walk.cursor().clone();
+    let start = walk.cursor(status);
     let mut cursor = start.clone();
     let mut wrapped = cursor.is_none();
-    let mut budget = inner.settings.reconcile_budget;
-    // The pass took the lease just before the first page; renew it before each later one.
-    let mut renew = false;
     'walk: loop {
-        if renew
+        if walked.renew
             && !matches!(
                 super::lease::hold(inner, &inner.settings.reconcile_lease, ttl).await,
                 Ok(true)
@@ -271,15 +326,15 @@ async fn run(inner: &Inner, ttl: std::time::Duration) -> ReconcileReport {
             report.lease_held_elsewhere = true;
             break;
         }
-        renew = true;
+        walked.renew = true;
         let page = match inner
             .store
-            .list_stale_after(OrderStatus::Pending, cutoff, cursor.as_ref(), PAGE)
+            .list_stale_after(status, cutoff, cursor.as_ref(), PAGE)
             .await
         {
             Ok(page) => page,
             Err(error) => {
-                tracing::warn!(%error, "listing pending orders failed");
+                tracing::warn!(%error, %status, "listing stale orders failed");
                 report.failed += 1;
                 break;
             }
@@ -304,13 +359,13 @@ async fn run(inner: &Inner, ttl: std::time::Duration) -> ReconcileReport {
                 cursor = Some(OrderCursor::of(&order));
                 continue;
             }
-            if inner.provider.can_query() && budget == 0 {
+            if inner.provider.can_query() && walked.budget == 0 {
                 report.budget_exhausted = true;
                 break 'walk;
             }
             cursor = Some(OrderCursor::of(&order));
             let outcome = if inner.provider.can_query() {
-                budget -= 1;
+                walked.budget -= 1;
                 report.checked += 1;
                 settle(inner, &order, now).await
             } else {
@@ -334,8 +389,7 @@ async fn run(inner: &Inner, ttl: std::time::Duration) -> ReconcileReport {
             }
         }
     }
-    *walk.cursor() = cursor;
-    report
+    walk.set_cursor(status, cursor);
 }
 
 /// Whether `order` comes after `cursor` in the walk.
@@ -347,9 +401,16 @@ fn expired(order: &Order, now: OffsetDateTime) -> bool {
     order.prepay_expires_at.is_some_and(|expiry| expiry <= now)
 }
 
+/// Whether no payer can hold a prepay of `order`: it expired, or it never reached one (a stale
+/// `CREATED` order is one whose precreate failed or timed out; its client got an error, and a
+/// retry would have moved it to `PENDING`).
+fn unpayable(order: &Order, now: OffsetDateTime) -> bool {
+    order.status == OrderStatus::Created || expired(order, now)
+}
+
 /// An upstream without a query: only the clock can say the payer can no longer pay.
 async fn settle_without_query(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
-    if expired(order, now) {
+    if unpayable(order, now) {
         close_locally(inner, order).await
     } else {
         Outcome::Waiting
@@ -364,6 +425,10 @@ async fn settle(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
         .await
     {
         Ok(upstream) => upstream,
+        // A prepay that failed before the upstream created anything: nothing to close there.
+        Err(error) if error.is_not_found() && order.status == OrderStatus::Created => {
+            return close_locally(inner, order).await;
+        }
         Err(error) => {
             tracing::warn!(%error, out_trade_no = %order.out_trade_no, "reconcile query failed");
             return Outcome::Failed;
@@ -401,7 +466,7 @@ async fn settle(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
             };
             match inner
                 .store
-                .transition(&order.out_trade_no, OrderStatus::Pending, transition)
+                .transition(&order.out_trade_no, order.status, transition)
                 .await
             {
                 Ok(_) => Outcome::PaymentFailed,
@@ -411,7 +476,8 @@ async fn settle(inner: &Inner, order: &Order, now: OffsetDateTime) -> Outcome {
                 }
             }
         }
-        PaymentState::NotPaid if expired(order, now) => match inner
+        // Closed upstream first, so a payment cannot start between the two writes.
+        PaymentState::NotPaid if unpayable(order, now) => match inner
             .metrics
             .upstream("close", inner.provider.close(order))
             .await
@@ -450,11 +516,7 @@ async fn mark_paid(
 async fn close_locally(inner: &Inner, order: &Order) -> Outcome {
     match inner
         .store
-        .transition(
-            &order.out_trade_no,
-            OrderStatus::Pending,
-            Transition::Closed,
-        )
+        .transition(&order.out_trade_no, order.status, Transition::Closed)
         .await
     {
         Ok(_) => Outcome::Closed,

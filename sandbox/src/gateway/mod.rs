@@ -60,8 +60,11 @@ impl std::fmt::Debug for GatewayMaterial {
 }
 
 /// The gateway routes.
-pub(crate) fn router() -> Router<Arc<Shared>> {
-    Router::new().route(precreate::PATH, post(precreate::precreate))
+pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
+    Router::new().route(
+        precreate::PATH,
+        crate::prepay_faults::applied(shared, post(precreate::precreate)),
+    )
 }
 
 /// Lower-case hex.

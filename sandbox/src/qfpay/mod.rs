@@ -140,9 +140,12 @@ impl QfpayMaterial {
 }
 
 /// The QFPay routes.
-pub(crate) fn router() -> Router<Arc<Shared>> {
+pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()
-        .route("/trade/v1/payment", post(payment::payment))
+        .route(
+            "/trade/v1/payment",
+            crate::prepay_faults::applied(shared, post(payment::payment)),
+        )
         .route("/trade/v1/query", post(query::query))
         .route("/trade/v1/close", post(close::close))
         .route("/trade/v1/reversal", post(close::close))

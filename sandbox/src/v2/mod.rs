@@ -39,9 +39,12 @@ use crate::state::{Order, Protocol, Shared, TradeState, lock};
 use crate::timefmt;
 
 /// The API v2 routes.
-pub(crate) fn router() -> Router<Arc<Shared>> {
+pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()
-        .route("/pay/unifiedorder", post(unified_order))
+        .route(
+            "/pay/unifiedorder",
+            crate::prepay_faults::applied(shared, post(unified_order)),
+        )
         .route("/pay/orderquery", post(order_query))
         .route("/pay/closeorder", post(close_order))
         .route("/pay/refundquery", post(refund::refund_query))

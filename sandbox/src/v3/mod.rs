@@ -134,7 +134,10 @@ pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Re
 /// The API v3 routes, each behind authentication and response signing.
 pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()
-        .route("/v3/pay/transactions/jsapi", post(transactions::jsapi))
+        .route(
+            "/v3/pay/transactions/jsapi",
+            crate::prepay_faults::applied(shared, post(transactions::jsapi)),
+        )
         .route(
             "/v3/pay/transactions/out-trade-no/{out_trade_no}",
             get(transactions::query_by_out_trade_no),

@@ -95,9 +95,12 @@ impl WeidoufuMaterial {
 }
 
 /// The weidoufu routes.
-pub(crate) fn router() -> Router<Arc<Shared>> {
+pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()
-        .route("/pay/miniapp", post(miniapp::miniapp))
+        .route(
+            "/pay/miniapp",
+            crate::prepay_faults::applied(shared, post(miniapp::miniapp)),
+        )
         .route("/pay/refund", post(refund::refund))
 }
 
