@@ -280,10 +280,12 @@ async fn run(inner: &Inner, ttl: std::time::Duration) -> ReconcileReport {
         budget: inner.settings.reconcile_budget,
         // The pass took the lease just before the first page; renew it before each later one.
         renew: false,
+        listing_failed: false,
     };
     for status in WALKED {
         walk_stale(inner, status, ttl, &mut walked, &mut report).await;
-        if report.lease_held_elsewhere || report.budget_exhausted {
+        // A store that cannot list one status will not list the next: one failure to report.
+        if report.lease_held_elsewhere || report.budget_exhausted || walked.listing_failed {
             break;
         }
     }
@@ -296,6 +298,8 @@ struct WalkState {
     budget: u32,
     /// Whether the lease must be renewed before the next page.
     renew: bool,
+    /// Whether the store failed to list stale orders.
+    listing_failed: bool,
 }
 
 /// The walk over the stale orders in `status`, from where the last pass stopped; it renews the
@@ -336,6 +340,7 @@ async fn walk_stale(
             Err(error) => {
                 tracing::warn!(%error, %status, "listing stale orders failed");
                 report.failed += 1;
+                walked.listing_failed = true;
                 break;
             }
         };
